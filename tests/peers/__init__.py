@@ -1,0 +1,1 @@
+"""Real peers for the tests: Dovecot, an aiosmtpd upstream, certificates, client programs."""
