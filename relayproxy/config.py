@@ -181,8 +181,8 @@ def parse_hostport(key: str, value: str, default_port: int | None = None) -> Hos
         if default_port is None:
             raise ConfigError(key, f'"{value}" has no port; write it as "host:port".')
         host, port_text = text, str(default_port)
-    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(key, f'"{value}" is not a valid "host:port" (port 1-65535).')
+    if not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise ConfigError(key, f'"{value}" is not a valid "host:port" (port 0-65535).')
     return HostPort(host, int(port_text))
 
 
