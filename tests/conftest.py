@@ -1,3 +1,4 @@
 pytest_plugins = [
     "tests.peers.certs",
+    "tests.peers.dovecot",
 ]
