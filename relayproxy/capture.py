@@ -18,9 +18,18 @@ accept that None and do nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from relayproxy import metrics
+
+if TYPE_CHECKING:
+    from relayproxy.graph import Graph
+
+log = logging.getLogger("relayproxy.capture")
 
 SOURCES = ("smtp", "imap-fetch", "imap-append", "imap-headers", "import", "sync")
 
@@ -84,3 +93,75 @@ class MemoryCapture:
 
     def accepted_messages(self) -> list[CapturedMessage]:
         return [m for m in self.messages if m.state == "accepted"]
+
+
+class JournalCapture:
+    """The real Capture: journals into the graph database, then wakes the ingest worker.
+
+    IMAP hand-overs are journalled by background tasks so the relay never waits; at most
+    `max_inflight_bytes` of them are held at once, beyond which a capture is dropped and
+    counted rather than letting memory grow without bound.
+    """
+
+    def __init__(self, graph: Graph, wake: Callable[[], None] = lambda: None,
+                 max_inflight_bytes: int = 256 * 1024 * 1024) -> None:
+        self.graph = graph
+        self.wake = wake
+        self.max_inflight_bytes = max_inflight_bytes
+        self._inflight_bytes = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def _failed(protocol: str, what: str, exc: BaseException) -> None:
+        metrics.inc("capture_failures_total", protocol=protocol)
+        log.warning("capture failed: %s (%s: %s); the mail still flows", what, type(exc).__name__, exc)
+
+    async def pending(self, raw: bytes, member: str, source: str, recipients: Sequence[str]) -> int | None:
+        try:
+            return await self.graph.journal_add(raw, member, source, recipients, state="pending")
+        except Exception as exc:
+            self._failed("smtp", "journal pending", exc)
+            return None
+
+    async def accepted(self, ticket: int | None, recipients: Sequence[str]) -> None:
+        if ticket is None:
+            return
+        try:
+            await self.graph.journal_accept(ticket, recipients)
+            metrics.inc("messages_captured_total", protocol="smtp")
+        except Exception as exc:
+            self._failed("smtp", "journal accept", exc)
+            return
+        self.wake()
+
+    async def refused(self, ticket: int | None) -> None:
+        if ticket is None:
+            return
+        try:
+            await self.graph.journal_drop(ticket)
+        except Exception as exc:
+            self._failed("smtp", "journal drop", exc)
+
+    def received(self, raw: bytes, member: str, source: str) -> None:
+        if self._inflight_bytes + len(raw) > self.max_inflight_bytes:
+            self._failed("imap", "capture backlog full", MemoryError("backlog over limit"))
+            return
+        self._inflight_bytes += len(raw)
+        task = asyncio.get_running_loop().create_task(self._journal(raw, member, source))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _journal(self, raw: bytes, member: str, source: str) -> None:
+        try:
+            await self.graph.journal_add(raw, member, source, None, state="accepted")
+            metrics.inc("messages_captured_total", protocol="imap")
+            self.wake()
+        except Exception as exc:
+            self._failed("imap", "journal", exc)
+        finally:
+            self._inflight_bytes -= len(raw)
+
+    async def flush(self) -> None:
+        """Wait until every IMAP hand-over so far is journalled."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

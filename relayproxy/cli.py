@@ -1,0 +1,170 @@
+"""The `relayproxy` command: serve, import, export, check-config.
+
+Expected failures (a bad config, a missing file, a port in use) print one line naming the
+cause and exit non-zero; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import sqlite3
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from relayproxy import config
+from relayproxy.config import ConfigError
+
+
+class CommandError(Exception):
+    """An expected failure of a command; its message is shown as is."""
+
+
+def _load(path: str) -> config.Settings:
+    return config.load(path)
+
+
+def _graph(settings: config.Settings, *, durable: bool) -> Any:
+    from relayproxy.graph import Graph, StoreError
+
+    try:
+        return Graph(settings, durable=durable)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    print(config.explain(settings))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from relayproxy.importer import ProgressBar, import_paths
+    from relayproxy.mailfiles import MailFileError
+
+    settings = _load(args.config)
+    member = settings.member(args.member)
+    if member is None:
+        known = ", ".join(m.login for m in settings.members) or "none configured"
+        raise CommandError(f"--member {args.member} is not a team member in {args.config} (members: {known}).")
+    paths = [Path(p) for p in args.paths]
+    for path in paths:
+        if not path.exists():
+            raise CommandError(f"{path} does not exist.")
+    graph = _graph(settings, durable=False)
+    bar = ProgressBar(paths)
+    try:
+        summary = import_paths(graph, member.login, paths, bar)
+    except MailFileError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        bar.finish()
+        graph.close()
+    print(summary.line())
+    return 0
+
+
+_CSV_PEOPLE = ["id", "name", "emails", "company", "company_domain", "first_contacted", "last_contacted",
+               "messages_sent", "messages_received", "strength", "strength_by_member"]
+_CSV_COMPANIES = ["id", "name", "domain", "people", "first_contacted", "last_contacted", "messages_sent",
+                  "messages_received", "strength", "domains", "description", "website"]
+
+
+def _csv_row(kind: str, item: dict[str, Any]) -> list[Any]:
+    if kind == "people":
+        company = item["company"] or {}
+        by_member = "; ".join(f"{m}: {d}" for m, d in item["strength_by_member"].items())
+        return [item["id"], item["name"], " ".join(item["emails"]), company.get("name") or "",
+                company.get("domain") or "", item["first_contacted"] or "", item["last_contacted"] or "",
+                item["messages_sent"], item["messages_received"], item["strength"], by_member]
+    return [item["id"], item["name"], item["domain"], item["people"], item["first_contacted"] or "",
+            item["last_contacted"] or "", item["messages_sent"], item["messages_received"], item["strength"],
+            " ".join(item["domains"]), item["description"] or "", item["website"] or ""]
+
+
+def write_export(kind: str, items: list[dict[str, Any]], fmt: str, out: Any) -> None:
+    """Write export items as JSON (an array) or CSV (a header row, then one row per item)."""
+    if fmt == "json":
+        json.dump(items, out, ensure_ascii=False, indent=1)
+        out.write("\n")
+        return
+    writer = csv.writer(out)
+    writer.writerow(_CSV_PEOPLE if kind == "people" else _CSV_COMPANIES)
+    for item in items:
+        writer.writerow(_csv_row(kind, item))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from relayproxy.graph import queries
+    from relayproxy.graph.mail import now_utc
+    from relayproxy.graph.store import connect
+
+    settings = _load(args.config)
+    path = settings.storage.database
+    if not path.exists():
+        raise CommandError(f"database {path} does not exist yet; run `relayproxy serve` or `relayproxy import` first.")
+    read = queries.people if args.kind == "people" else queries.companies
+    try:
+        with contextlib.closing(connect(path, readonly=True)) as conn:
+            items = read(conn, now_utc())
+    except sqlite3.Error as exc:
+        raise CommandError(f"cannot read database {path}: {exc}.") from None
+    write_export(args.kind, items, args.format, sys.stdout)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from relayproxy.serve import run
+
+    settings = _load(args.config)
+    return run(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relayproxy", description="Relationship intelligence from a mail proxy.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", required=True, metavar="FILE", help="the TOML config file")
+        return p
+
+    command("serve", "run the SMTP and IMAP proxies, the ingest worker and the web site").set_defaults(run=cmd_serve)
+    p = command("import", "import mbox files, Maildir folders or .eml files as a member's mail")
+    p.add_argument("--member", required=True, metavar="LOGIN", help="the member whose mail this is")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(run=cmd_import)
+    p = command("export", "write people or companies as the team sees them")
+    p.add_argument("kind", choices=["people", "companies"])
+    p.add_argument("--format", choices=["json", "csv"], default="json")
+    p.set_defaults(run=cmd_export)
+    command("check-config", "validate the config file and explain it").set_defaults(run=cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:
+        print(f"relayproxy: config error: {exc}", file=sys.stderr)
+        return 1
+    except CommandError as exc:
+        print(f"relayproxy: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a port in use, a permission problem: the OS said why
+        print(f"relayproxy: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The relationship graph: schema, ingest, rules, strength, queries. SQL lives here only.
+
+`Graph` is the facade the rest of relayproxy uses: it owns the `Store` (one writer thread),
+the attachment `BlobStore` and the `Ingestor`, and offers the few operations callers need.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import fast_mail_parser
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from relayproxy.config import Settings
+from relayproxy.graph import journal
+from relayproxy.graph.blobs import BlobStore
+from relayproxy.graph.ingest import Ingested, Ingestor, Seen, prepare, record_unparsable, sync_members
+from relayproxy.graph.mail import ParsedMail, UnparsableMail, now_utc
+from relayproxy.graph.store import Store, StoreError
+
+__all__ = ["Graph", "Prepared", "Seen", "StoreError", "UnparsableMail"]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A message ready for the writer: parsed, or the reason it could not be."""
+
+    raw: bytes
+    seen: Seen
+    mail: ParsedMail | None
+    error: str | None = None
+    origin: str | None = None  # a file path or journal entry, for unparsable mail
+    journal_id: int | None = None
+
+
+def prepare_one(
+    raw: bytes, seen: Seen, blobs: BlobStore | None, *, headers_only: bool = False, origin: str | None = None
+) -> Prepared:
+    """Parse one message for ingest, never raising for bad input."""
+    try:
+        return Prepared(raw, seen, prepare(raw, blobs, headers_only=headers_only), origin=origin)
+    except UnparsableMail as exc:
+        return Prepared(raw, seen, None, str(exc), origin)
+    except Exception as exc:  # a parser bug must cost one message, not the session
+        return Prepared(raw, seen, None, f"{type(exc).__name__}: {exc}", origin)
+
+
+class Graph:
+    """The graph database of one relayproxy installation."""
+
+    def __init__(self, settings: Settings, *, durable: bool = True) -> None:
+        self.settings = settings
+        self.store = Store(settings.storage.database, durable=durable)
+        self.blobs = BlobStore(settings.storage.blobs)
+        self.ingestor = Ingestor(settings.team_domains)
+        self.store.write_sync(lambda conn: sync_members(conn, settings.members))
+
+    def reload(self, settings: Settings) -> None:
+        """Apply a re-read config (members added or removed, new defaults)."""
+        self.settings = settings
+        self.ingestor.team_domains = settings.team_domains
+        self.store.write_sync(lambda conn: sync_members(conn, settings.members))
+
+    def close(self) -> None:
+        self.store.close()
+
+    # --- ingest ------------------------------------------------------------------------
+
+    def write_prepared(self, conn: sqlite3.Connection, batch: Sequence[Prepared]) -> list[Ingested | None]:
+        """Ingest a batch in the writer thread; unparsable mail is kept raw. Journal entries are dropped."""
+        results: list[Ingested | None] = []
+        for item in batch:
+            if item.mail is None:
+                record_unparsable(
+                    conn, item.raw, item.error or "unparsable", member=item.seen.member,
+                    source=item.seen.source, origin=item.origin, now=item.seen.captured_at,
+                )
+                results.append(None)
+            else:
+                results.append(self.ingestor.ingest(conn, item.mail, item.seen))
+            if item.journal_id is not None:
+                journal.drop(conn, item.journal_id)
+        return results
+
+    def ingest_sync(self, batch: Sequence[Prepared]) -> list[Ingested | None]:
+        """Ingest prepared messages and wait (the import command, tests)."""
+        return self.store.write_sync(lambda conn: self.write_prepared(conn, batch))
+
+    def ingest_raw(self, raw: bytes, member: str | None, source: str, *, now: datetime | None = None,
+                   recipients: Sequence[str] | None = None) -> Ingested | None:
+        """Parse and ingest one message synchronously (tests and small tools)."""
+        seen = Seen(member, source, now or now_utc(), tuple(recipients) if recipients is not None else None)
+        return self.ingest_sync([prepare_one(raw, seen, self.blobs, headers_only=source == "imap-headers")])[0]
+
+    # --- journal -----------------------------------------------------------------------
+
+    async def journal_add(
+        self, raw: bytes, member: str, source: str, recipients: Sequence[str] | None, *, state: str
+    ) -> int:
+        now = now_utc()
+        return await self.store.write(
+            lambda conn: journal.add(conn, raw, member, source, recipients, state=state, now=now)
+        )
+
+    async def journal_accept(self, entry_id: int, recipients: Sequence[str]) -> None:
+        await self.store.write(lambda conn: journal.accept(conn, entry_id, recipients))
+
+    async def journal_drop(self, entry_id: int) -> None:
+        await self.store.write(lambda conn: journal.drop(conn, entry_id))
+
+    def journal_recover(self) -> int:
+        return self.store.write_sync(journal.recover)
+
+    def journal_take(self, limit: int, after: int = 0) -> list[journal.Entry]:
+        with self.store.read() as conn:
+            return journal.take(conn, limit, after)
+
+    def journal_lag(self) -> int:
+        with self.store.read() as conn:
+            return journal.lag(conn)
+
+
+def prepare_many(items: Sequence[tuple[bytes, Seen, str | None]], blobs: BlobStore | None) -> list[Prepared]:
+    """Parse a batch at once: the Rust parser runs the batch on every core, then the rest per message."""
+    from relayproxy.graph.ingest import store_attachments
+    from relayproxy.graph.mail import fill_from_fast
+    from relayproxy.graph.text import main_text
+
+    raws = [raw for raw, _, _ in items]
+    try:
+        parsed: list[object] = list(fast_mail_parser.parse_many(raws))
+    except Exception as exc:  # the batch call itself failed: fall back to one at a time
+        parsed = [exc] * len(raws)
+    prepared = []
+    for (raw, seen, origin), result in zip(items, parsed, strict=True):
+        try:
+            mail = fill_from_fast(raw, result)
+            store_attachments(mail, blobs)
+            mail.main_text = main_text(mail.text)
+            prepared.append(Prepared(raw, seen, mail, origin=origin))
+        except UnparsableMail as exc:
+            prepared.append(Prepared(raw, seen, None, str(exc), origin))
+        except Exception as exc:
+            prepared.append(Prepared(raw, seen, None, f"{type(exc).__name__}: {exc}", origin))
+    return prepared
