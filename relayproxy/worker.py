@@ -49,7 +49,8 @@ class IngestWorker:
         batch = await asyncio.to_thread(self._prepare, _BATCH)
         if not batch:
             return 0
-        await self.graph.store.write(lambda conn: self.graph.write_prepared(conn, batch))
+        results = await self.graph.store.write(lambda conn: self.graph.write_prepared(conn, batch))
+        self.graph.announce(results)
         self.ingested += len(batch)
         metrics.inc("ingested_total", len(batch))
         return len(batch)

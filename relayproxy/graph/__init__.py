@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 import fast_mail_parser
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,6 +55,7 @@ class Graph:
         self.store = Store(settings.storage.database, durable=durable)
         self.blobs = BlobStore(settings.storage.blobs)
         self.ingestor = Ingestor(settings.team_domains)
+        self._listeners: list[Callable[[list[int]], None]] = []
         self.store.write_sync(lambda conn: sync_members(conn, settings.members))
 
     def reload(self, settings: Settings) -> None:
@@ -65,6 +66,20 @@ class Graph:
 
     def close(self) -> None:
         self.store.close()
+
+    def subscribe(self, listener: Callable[[list[int]], None]) -> Callable[[], None]:
+        """Call `listener(message_ids)` after each ingested batch; returns an unsubscribe function."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def announce(self, results: Sequence[Ingested | None]) -> None:
+        """Tell listeners (the web site's live updates) which messages just changed."""
+        ids = [r.message_id for r in results if r is not None]
+        for listener in list(self._listeners):
+            try:
+                listener(ids)
+            except Exception:  # a listener's failure must not stop ingest
+                pass
 
     # --- ingest ------------------------------------------------------------------------
 
