@@ -5,7 +5,8 @@ passwd-file and the TLS certificate from the `certs` fixture into a fresh folder
 `dovecot -F -c FILE` in the foreground and waits until its IMAP port accepts connections.
 Users are added by rewriting the passwd-file (Dovecot re-reads it when it changes); messages
 are seeded with IMAP APPEND (`append`) or delivered over LMTP (`deliver`), the latter running
-the same path as real incoming mail (so IDLE sees it). Tests share the session-scoped
+the same path as real incoming mail (so IDLE sees it). The imap_zlib plugin is loaded so
+that Dovecot offers COMPRESS=DEFLATE, as many providers do. Tests share the session-scoped
 `dovecot` fixture and give each test its own user (`new_user`) so they do not see each other's
 mail.
 """
@@ -41,7 +42,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, timeout: float = 10.0, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout: float = 10.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """Return once `host:port` accepts a connection; raise after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -50,7 +53,8 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0, process: subproce
                 return
         except OSError:
             if process is not None and process.poll() is not None:
-                raise RuntimeError(f"dovecot exited with {process.returncode} before listening") from None
+                code = process.returncode
+                raise RuntimeError(f"dovecot exited with {code} before listening") from None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s") from None
             time.sleep(0.02)  # polling a port: there is no event to wait on
@@ -70,8 +74,10 @@ auth_mechanisms = plain login
 disable_plaintext_auth = no
 auth_failure_delay = 0 secs
 mail_fsync = never
+mail_plugins = zlib
 protocol imap {{
   mail_max_userip_connections = 500
+  mail_plugins = $mail_plugins imap_zlib
 }}
 passdb {{
   driver = passwd-file
@@ -205,7 +211,9 @@ def start_dovecot(certs: Certs, folder: Path | None = None, host: str = HOST) ->
     """Write a config into `folder` (a fresh temporary one by default) and start Dovecot on it."""
     if shutil.which("dovecot") is None and not Path("/usr/sbin/dovecot").exists():
         raise RuntimeError("dovecot is not installed; run scripts/setup")
-    base = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="relayproxy-dovecot-"))
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="relayproxy-dovecot-"))
+    base = Path(folder)
     base.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         user, group, uid, gid = "nobody", "nogroup", 65534, 65534
