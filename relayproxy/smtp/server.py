@@ -158,7 +158,9 @@ class SmtpProxy:
         self._check_idle()
 
     def _check_idle(self) -> None:
-        if not self.sessions and not self._tasks:
+        if self.sessions or self._tasks:
+            self._idle.clear()
+        else:
             self._idle.set()
 
     async def stop(self, timeout: float) -> None:

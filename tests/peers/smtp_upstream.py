@@ -128,13 +128,13 @@ class UpstreamHandler:
 
     async def _oauth(self, server: SMTP, args: list[str], *, xoauth2: bool) -> AuthResult:
         if len(args) == 2:
-            response = args[1].encode()
+            response = b64decode(args[1]) if args[1] != "=" else b""
         else:
-            got = await server.challenge_auth("", encode_to_b64=False)
+            got = await server.challenge_auth("", encode_to_b64=False)  # returns it decoded
             if not isinstance(got, bytes):
                 return AuthResult(success=False, handled=False)
             response = got
-        text = b64decode(response).decode() if response not in (b"", b"=") else ""
+        text = response.decode()
         fields = dict(p.partition("=")[::2] for p in text.split("\x01") if "=" in p)
         user = fields.get("user") or next(
             (f[2:] for f in text.split("\x01")[0].split(",") if f.startswith("a=")), ""
@@ -169,7 +169,8 @@ class UpstreamSMTP(SMTP):
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         super()._cb_client_connected(reader, writer)
-        reader._limit = 1 << 17  # type: ignore[attr-defined]  # room for long OAuth tokens
+        # Room for long OAuth tokens (and for long DATA lines when line_limit says so).
+        reader._limit = max(1 << 17, self.line_length_limit)  # type: ignore[attr-defined]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
