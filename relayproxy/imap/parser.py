@@ -471,6 +471,7 @@ class _Interpreter:
         self._selected: tuple[str, int | None] | None = None
         self._uidvalidity: int | None = None
         self._drafts: set[str] = {"DRAFTS"}
+        self.keep = True  # build payloads for messages (off when nobody is captured)
         # server side
         self._response: str | None = None  # kind of the multi-part response being read
         self._fetch: _Fetch | None = None
@@ -563,7 +564,7 @@ class _Interpreter:
         if command.name in (b"SELECT", b"EXAMINE"):
             return Payload(size, self._spill) if index == 0 else None
         if command.name == b"APPEND":
-            if index == 0 or command.depth == 0:
+            if index == 0 or (command.depth == 0 and self.keep):
                 # The mailbox, then each message (MULTIAPPEND, RFC 3502); not CATENATE parts.
                 return Payload(size, self._spill)
         return None
@@ -754,7 +755,7 @@ class _Interpreter:
             name, fetch.name = fetch.name, None
             if name == b"UID":
                 fetch.uid = int(value)
-            elif kind == "quoted":
+            elif kind == "quoted" and self.keep:
                 target = _fetch_kind(name)
                 if target == "full":
                     fetch.full = Payload.of(value)
@@ -763,7 +764,7 @@ class _Interpreter:
         if literal >= 0:
             item = fetch.name if fetch.depth == 1 else None
             fetch.name = None
-            target = _fetch_kind(item) if item is not None else None
+            target = _fetch_kind(item) if item is not None and self.keep else None
             payload = Payload(literal, self._spill) if target is not None else None
             if target == "full":
                 fetch.full = payload
@@ -871,6 +872,15 @@ class Connection:
     def bye_seen(self) -> bool:
         """The server sent an untagged BYE."""
         return self._server.bye_seen
+
+    @property
+    def keep_bodies(self) -> bool:
+        """Whether FETCH and APPEND messages become payloads (events) at all."""
+        return self._interpreter.keep
+
+    @keep_bodies.setter
+    def keep_bodies(self, keep: bool) -> None:
+        self._interpreter.keep = keep
 
     @property
     def login(self) -> str | None:

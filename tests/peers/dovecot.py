@@ -3,7 +3,7 @@
 Theory of operation: `start_dovecot` writes a config (the one in shared/TESTING.md), a
 passwd-file and the TLS certificate from the `certs` fixture into a fresh folder, starts
 `dovecot -F -c FILE` in the foreground and waits until its IMAP port accepts connections.
-Users are added by rewriting the passwd-file (Dovecot re-reads it when it changes); messages
+Users are added as one passwd-file each (`users.d/LOGIN`); messages
 are seeded with IMAP APPEND (`append`) or delivered over LMTP (`deliver`), the latter running
 the same path as real incoming mail (so IDLE sees it). The imap_zlib plugin is loaded so
 that Dovecot offers COMPRESS=DEFLATE, as many providers do. Tests share the session-scoped
@@ -81,11 +81,11 @@ protocol imap {{
 }}
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {dir}/users
+  args = scheme=PLAIN username_format=%u {dir}/users.d/%u
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%u {dir}/users
+  args = username_format=%u {dir}/users.d/%u
 }}
 mail_location = maildir:{dir}/mail/%u
 namespace inbox {{
@@ -156,13 +156,12 @@ class Dovecot:
     def add_user(self, login: str, password: str) -> None:
         """Create (or change the password of) `login`; Dovecot sees it at the next sign-in."""
         self.passwords[login] = password
-        lines = [
-            f"{name}:{{PLAIN}}{pw}:{self.uid}:{self.gid}::{self.folder}/mail/{name}::\n"
-            for name, pw in self.passwords.items()
-        ]
-        users = self.folder / "users"
-        tmp = users.with_suffix(".tmp")
-        tmp.write_text("".join(lines))
+        # One passwd-file per user: Dovecot notices a changed file only by its mtime and size,
+        # which two quick edits of one shared file can leave unchanged.
+        line = f"{login}:{{PLAIN}}{password}:{self.uid}:{self.gid}::{self.folder}/mail/{login}::\n"
+        users = self.folder / "users.d" / login
+        tmp = users.with_name(login + ".tmp")
+        tmp.write_text(line)
         os.replace(tmp, users)
 
     def new_user(self, prefix: str = "user", domain: str = "example.com") -> tuple[str, str]:
@@ -225,7 +224,7 @@ def start_dovecot(certs: Certs, folder: Path | None = None, host: str = HOST) ->
         user, group = pwd.getpwuid(uid).pw_name, grp.getgrgid(gid).gr_name
     # Dovecot drops to `user` to read mail and the passwd-file: the folder must be reachable.
     base.chmod(0o755)
-    for sub in ("run", "state", "tls", "mail"):
+    for sub in ("run", "state", "tls", "mail", "users.d"):
         (base / sub).mkdir(exist_ok=True)
     os.chown(base / "mail", uid, gid) if os.geteuid() == 0 else None
     shutil.copy(certs.cert, base / "tls" / "cert.pem")
