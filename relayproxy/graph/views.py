@@ -1,0 +1,608 @@
+"""What the web site and the JSON API show, as a signed-in member may see it.
+
+Theory of operation. Lists (people, companies) need every person's team figures and strength,
+which come from the whole interaction history: too slow to compute per request. `Views` builds
+an in-memory `_Index` (people, addresses, companies and each person's per-member history) once,
+and keeps it while the graph's `token` — an in-process generation bumped on every ingested
+batch and every settings change, plus the highest message and person ids (changes made by
+another process) — stays the same, and for at most `max_age` seconds (strength decays with
+time). Each viewer's list starts from the index and recomputes only the people their hidden
+messages or private marks touch: visibility is decided by `relayproxy.graph.visibility`, never
+here. Pages of one person, company or message query SQLite directly.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from relayproxy.graph import visibility
+from relayproxy.graph.strength import (
+    DEGREES,
+    NO_CONNECTION,
+    Interaction,
+    Strength,
+    degree_rank,
+    strength,
+    strongest,
+)
+from relayproxy.graph.text import html_to_text
+from relayproxy.graph.visibility import OWN, Viewer, at_least
+
+SORTS = ("strength", "last_contacted", "name")
+_generation = 0
+_lock = threading.Lock()
+
+
+def changed() -> None:
+    """Tell every `Views` that the graph changed (ingested mail, settings, merges)."""
+    global _generation
+    _generation += 1
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+# One interaction as the index keeps it: (at text, at, outbound, recipients, message id).
+_Row = tuple[str, datetime, bool, int, int]
+
+
+@dataclass
+class _Person:
+    name: str
+    emails: list[str]
+    company: dict[str, Any] | None
+
+
+@dataclass
+class _Figures:
+    """A person's figures for one viewer: the item, the score and the message ids each way."""
+
+    item: dict[str, Any]
+    score: float
+    by_member: dict[str, Strength]
+    sent: set[int]
+    received: set[int]
+
+
+@dataclass
+class _Index:
+    token: tuple[int, ...]
+    built: float
+    now: datetime
+    people: dict[int, _Person]
+    histories: dict[int, dict[str, list[_Row]]]
+    logins: dict[int, str]
+    companies: dict[int, tuple[str, str, str | None, str | None, list[str]]]
+    excluded: set[int]
+    restricted: set[int]
+    private: dict[int, set[int]]
+    base: dict[int, _Figures] = field(default_factory=dict)
+    viewers: dict[int, _ViewerList] = field(default_factory=dict)
+
+
+@dataclass
+class _ViewerList:
+    figures: dict[int, _Figures]
+    hidden: frozenset[int]
+    sorted: dict[str, list[int]] = field(default_factory=dict)
+    companies: list[dict[str, Any]] | None = None
+
+
+def token(conn: sqlite3.Connection) -> tuple[int, ...]:
+    """What the index depends on; cheap (three index look-ups)."""
+    row = conn.execute(
+        "SELECT (SELECT coalesce(max(id), 0) FROM messages), (SELECT coalesce(max(id), 0) FROM people),"
+        " (SELECT count(*) FROM addresses)"
+    ).fetchone()
+    return (_generation, int(row[0]), int(row[1]), int(row[2]))
+
+
+def _load(conn: sqlite3.Connection, now: datetime) -> _Index:
+    people: dict[int, _Person] = {}
+    companies: dict[int, tuple[str, str, str | None, str | None, list[str]]] = {}
+    for cid, name, domain, description, website in conn.execute(
+        "SELECT id, name, domain, description, website FROM companies"
+    ):
+        companies[int(cid)] = (name, domain, description, website, [])
+    for domain, cid in conn.execute("SELECT domain, company_id FROM company_domains ORDER BY rowid"):
+        if cid in companies:
+            companies[cid][4].append(domain)
+    for pid, name, cid in conn.execute("SELECT id, name, company_id FROM people"):
+        company = None
+        if cid is not None and cid in companies:
+            company = {"id": cid, "name": companies[cid][0], "domain": companies[cid][1]}
+        people[int(pid)] = _Person(name, [], company)
+    for address, pid in conn.execute("SELECT address, person_id FROM addresses ORDER BY rowid"):
+        if pid in people:
+            people[pid].emails.append(address)
+    logins = {int(i): login for i, login in conn.execute("SELECT id, login FROM members")}
+    histories: dict[int, dict[str, list[_Row]]] = defaultdict(lambda: defaultdict(list))
+    parse = datetime.fromisoformat
+    for member_id, pid, mid, outbound, at, recipients in conn.execute(
+        "SELECT member_id, person_id, message_id, outbound, at, recipients FROM interactions"
+    ):
+        histories[pid][logins[member_id]].append((at, parse(at), bool(outbound), recipients, mid))
+    return _Index(
+        token(conn), time.monotonic(), now, people, histories, logins, companies,
+        visibility.excluded_people(conn), visibility.restricted_messages(conn), visibility.private_people(conn),
+    )
+
+
+def _figures(index: _Index, pid: int, hidden: frozenset[int], dropped: Iterable[str] = ()) -> _Figures | None:
+    """One person's item for a viewer who may not see `hidden` messages nor `dropped` members' mail."""
+    person = index.people[pid]
+    by_member: dict[str, Strength] = {}
+    sent: set[int] = set()
+    received: set[int] = set()
+    first = last = None
+    skip = set(dropped)
+    for login, rows in index.histories.get(pid, {}).items():
+        if login in skip:
+            continue
+        if hidden:
+            rows = [r for r in rows if r[4] not in hidden]
+        if not rows:
+            continue
+        by_member[login] = strength([Interaction(r[1], r[2], r[3]) for r in rows], index.now)
+        for at, _, outbound, _, mid in rows:
+            (sent if outbound else received).add(mid)
+            if first is None or at < first:
+                first = at
+            if last is None or at > last:
+                last = at
+    if skip and not by_member:
+        return None  # known to this viewer only through mail marked private
+    team = max(by_member.values(), key=lambda s: s.score) if by_member else NO_CONNECTION
+    item = {
+        "id": pid,
+        "name": person.name,
+        "emails": list(person.emails),
+        "company": dict(person.company) if person.company else None,
+        "first_contacted": first,
+        "last_contacted": last,
+        "messages_sent": len(sent),
+        "messages_received": len(received),
+        "strength": strongest(s.degree for s in by_member.values()),
+        "strength_by_member": {m: s.degree for m, s in sorted(by_member.items())},
+    }
+    return _Figures(item, team.score, by_member, sent, received)
+
+
+def fts_query(text: str) -> str:
+    """A user's words as an FTS5 query: each word quoted, all required (no FTS syntax injection)."""
+    words = re.findall(r"\w+", text, flags=re.UNICODE)
+    return " ".join('"' + w.replace('"', "") + '"' for w in words[:12])
+
+
+def _sort_key(sort: str) -> Callable[[_Figures], Any]:
+    if sort == "name":
+        return lambda f: (f.item["name"].casefold(), f.item["id"])
+    if sort == "last_contacted":
+        return lambda f: f.item["last_contacted"] or ""
+    return lambda f: f.score
+
+
+class Views:
+    """Queries for pages and the API, with the list index cached between requests."""
+
+    def __init__(self, now: Callable[[], datetime] = now_utc, max_age: float = 300.0) -> None:
+        self._now = now
+        self.max_age = max_age
+        self._index: _Index | None = None
+        self._lock = threading.Lock()
+
+    # --- the index -----------------------------------------------------------------------
+
+    def _current(self, conn: sqlite3.Connection) -> _Index:
+        with self._lock:
+            index = self._index
+            if index is None or index.token != token(conn) or time.monotonic() - index.built > self.max_age:
+                index = self._index = _load(conn, self._now())
+                for pid in index.people:
+                    if pid not in index.excluded:
+                        figures = _figures(index, pid, frozenset())
+                        if figures is not None:
+                            index.base[pid] = figures
+            return index
+
+    def _viewer_list(self, conn: sqlite3.Connection, viewer: Viewer) -> tuple[_Index, _ViewerList]:
+        index = self._current(conn)
+        with self._lock:
+            found = index.viewers.get(viewer.id)
+            if found is not None:
+                return index, found
+        hidden = visibility.hidden_messages(conn, viewer.id, index.restricted)
+        affected: set[int] = set()
+        if hidden:
+            for chunk in _chunks(sorted(hidden)):
+                affected.update(
+                    int(r[0])
+                    for r in conn.execute(
+                        f"SELECT DISTINCT person_id FROM interactions WHERE message_id IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                )
+        figures = dict(index.base)
+        for pid in affected | set(index.private):
+            if pid not in index.people or pid in index.excluded:
+                continue
+            dropped = [index.logins[m] for m in index.private.get(pid, ()) if m != viewer.id and m in index.logins]
+            result = _figures(index, pid, hidden, dropped)
+            if result is None:
+                figures.pop(pid, None)
+            else:
+                figures[pid] = result
+        listing = _ViewerList(figures, hidden)
+        with self._lock:
+            index.viewers[viewer.id] = listing
+        return index, listing
+
+    def _sorted(self, listing: _ViewerList, sort: str) -> list[int]:
+        order = listing.sorted.get(sort)
+        if order is None:
+            ordered = sorted(listing.figures.values(), key=_sort_key(sort), reverse=sort != "name")
+            order = listing.sorted[sort] = [f.item["id"] for f in ordered]
+        return order
+
+    # --- lists ---------------------------------------------------------------------------
+
+    def people(
+        self, conn: sqlite3.Connection, viewer: Viewer, *, q: str = "", sort: str = "strength",
+        degree: str = "", member: str = "", limit: int = 50, offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of people in the DESIGN item shape, and how many match in all."""
+        _, listing = self._viewer_list(conn, viewer)
+        order = self._sorted(listing, sort if sort in SORTS else "strength")
+        matches: set[int] | None = None
+        if q.strip():
+            matches = self._search(conn, viewer, listing, q)
+        chosen = []
+        for pid in order:
+            if matches is not None and pid not in matches:
+                continue
+            item = listing.figures[pid].item
+            if degree and item["strength"] != degree:
+                continue
+            if member and member not in item["strength_by_member"]:
+                continue
+            chosen.append(item)
+        return chosen[offset : offset + limit], len(chosen)
+
+    def all_people(self, conn: sqlite3.Connection, viewer: Viewer) -> list[dict[str, Any]]:
+        """Every person the viewer may see, by id (the CSV export)."""
+        _, listing = self._viewer_list(conn, viewer)
+        return [listing.figures[pid].item for pid in sorted(listing.figures)]
+
+    def _search(self, conn: sqlite3.Connection, viewer: Viewer, listing: _ViewerList, q: str) -> set[int]:
+        needle = q.strip().casefold()
+        found = set()
+        for pid, figures in listing.figures.items():
+            item = figures.item
+            company = item["company"] or {}
+            if (
+                needle in item["name"].casefold()
+                or any(needle in e for e in item["emails"])
+                or needle in (company.get("name") or "").casefold()
+                or needle in (company.get("domain") or "")
+            ):
+                found.add(pid)
+        found.update(pid for pid in self._text_search(conn, viewer, q) if pid in listing.figures)
+        return found
+
+    @staticmethod
+    def _text_search(conn: sqlite3.Connection, viewer: Viewer, q: str, limit: int = 2000) -> set[int]:
+        """People on the messages whose text (full level) or subject (subject level) match `q`."""
+        query = fts_query(q)
+        if not query:
+            return set()
+        try:
+            in_text = [r[0] for r in conn.execute(
+                "SELECT rowid FROM message_text WHERE message_text MATCH ? LIMIT ?", (query, limit))]
+            in_subject = {r[0] for r in conn.execute(
+                "SELECT rowid FROM message_text WHERE message_text MATCH ? LIMIT ?", (f"subject : ({query})", limit))}
+        except sqlite3.OperationalError:
+            return set()
+        seen = visibility.levels(conn, viewer.id, set(in_text) | in_subject)
+        hits = [m for m, lv in seen.items() if at_least(lv, "full") or (m in in_subject and at_least(lv, "subject"))]
+        people: set[int] = set()
+        for chunk in _chunks(hits):
+            people.update(
+                int(r[0])
+                for r in conn.execute(
+                    "SELECT DISTINCT a.person_id FROM participants p JOIN addresses a ON a.address = p.address"
+                    f" WHERE p.message_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+        return people
+
+    def companies(self, conn: sqlite3.Connection, viewer: Viewer, *, q: str = "") -> list[dict[str, Any]]:
+        """Companies in the export item shape, by strength then name; only people the viewer sees count."""
+        index, listing = self._viewer_list(conn, viewer)
+        if listing.companies is None:
+            listing.companies = _company_items(index, listing)
+        needle = q.strip().casefold()
+        if not needle:
+            return listing.companies
+        return [
+            c for c in listing.companies
+            if needle in c["name"].casefold() or any(needle in d for d in c["domains"])
+        ]
+
+    def resolve_person(self, conn: sqlite3.Connection, viewer: Viewer, text: str) -> int | None:
+        """A visible person named by id or by one of their addresses."""
+        _, listing = self._viewer_list(conn, viewer)
+        if text.isdigit():
+            pid: int | None = int(text)
+        else:
+            row = conn.execute("SELECT person_id FROM addresses WHERE address = ?", (text.lower(),)).fetchone()
+            pid = int(row[0]) if row else None
+        return pid if pid in listing.figures else None
+
+    # --- one thing -----------------------------------------------------------------------
+
+    def person(self, conn: sqlite3.Connection, viewer: Viewer, person_id: int) -> dict[str, Any] | None:
+        """A person page: the item plus addresses, per-member strength and visible messages."""
+        _, listing = self._viewer_list(conn, viewer)
+        figures = listing.figures.get(person_id)
+        if figures is None:
+            return None
+        emails = figures.item["emails"]
+        members = {}
+        for login, s in sorted(figures.by_member.items(), key=lambda kv: -kv[1].score):
+            members[login] = {**s.as_dict(), **_member_counts(conn, login, person_id, listing.hidden)}
+        team = max(figures.by_member.values(), key=lambda s: s.score) if figures.by_member else NO_CONNECTION
+        marks = ",".join("?" * len(emails)) or "NULL"
+        addresses = [
+            {"address": a, "display_name": d}
+            for a, d in conn.execute(
+                f"SELECT address, display_name FROM addresses WHERE address IN ({marks}) ORDER BY rowid", emails
+            )
+        ]
+        message_ids = [
+            r[0] for r in conn.execute(
+                f"""SELECT DISTINCT m.id, m.date FROM participants p JOIN messages m ON m.id = p.message_id
+                    WHERE p.address IN ({marks}) ORDER BY m.date DESC LIMIT 400""",
+                emails,
+            )
+        ]
+        messages = message_summaries(conn, viewer, message_ids, limit=100)
+        private = conn.execute(
+            "SELECT 1 FROM private_people WHERE member_id = ? AND person_id = ?", (viewer.id, person_id)
+        ).fetchone() is not None
+        return {
+            **figures.item,
+            "addresses": addresses,
+            "team_strength": team.as_dict(),
+            "members": members,
+            "messages": messages,
+            "attachments": [a for m in messages for a in m["attachments"]],
+            "private": private,
+        }
+
+    def company(self, conn: sqlite3.Connection, viewer: Viewer, company_id: int) -> dict[str, Any] | None:
+        """A company page: its item, its people, the strongest connection and a timeline."""
+        item = next((c for c in self.companies(conn, viewer) if c["id"] == company_id), None)
+        if item is None:
+            return None
+        index, listing = self._viewer_list(conn, viewer)
+        members = [listing.figures[p] for p in listing.figures if (index.people[p].company or {}).get("id") == company_id]
+        members.sort(key=lambda f: -f.score)
+        best = None
+        for f in members:
+            for login, s in f.by_member.items():
+                if best is None or s.score > best[2].score:
+                    best = (f.item, login, s)
+        emails = [e for f in members for e in f.item["emails"]]
+        message_ids: list[int] = []
+        for chunk in _chunks(emails):
+            message_ids.extend(
+                r[0] for r in conn.execute(
+                    f"""SELECT DISTINCT m.id, m.date FROM participants p JOIN messages m ON m.id = p.message_id
+                        WHERE p.address IN ({','.join('?' * len(chunk))}) ORDER BY m.date DESC LIMIT 200""",
+                    chunk,
+                )
+            )
+        dates = dict(conn.execute(
+            f"SELECT id, date FROM messages WHERE id IN ({','.join('?' * len(message_ids)) or 'NULL'})", message_ids
+        ).fetchall()) if message_ids else {}
+        message_ids.sort(key=lambda m: dates.get(m, ""), reverse=True)
+        return {
+            **item,
+            "people_list": [f.item for f in members],
+            "strongest": {"person": best[0], "member": best[1], "strength": best[2].as_dict()} if best else None,
+            "messages": message_summaries(conn, viewer, message_ids, limit=50),
+        }
+
+    @staticmethod
+    def message(conn: sqlite3.Connection, viewer: Viewer, message_id: int) -> dict[str, Any] | None:
+        """A message as the viewer may see it, or None when it is hidden or absent."""
+        found = message_summaries(conn, viewer, [message_id], limit=1, text=True)
+        return found[0] if found else None
+
+    @staticmethod
+    def latest(conn: sqlite3.Connection, viewer: Viewer, limit: int = 30) -> list[dict[str, Any]]:
+        """The latest messages between the team and people, newest first."""
+        ids = [
+            r[0] for r in conn.execute(
+                """SELECT id FROM messages m WHERE automated = 0
+                   AND EXISTS (SELECT 1 FROM interactions i WHERE i.message_id = m.id)
+                   ORDER BY date DESC LIMIT ?""",
+                (limit * 3,),
+            )
+        ]
+        return message_summaries(conn, viewer, ids, limit=limit)
+
+    @staticmethod
+    def attachment(
+        conn: sqlite3.Connection, viewer: Viewer, message_id: int, attachment_id: int
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """(the viewer's level for the message, the attachment row) — the caller needs level "full"."""
+        row = conn.execute(
+            "SELECT id, sha256, filename, content_type, size FROM attachments WHERE id = ? AND message_id = ?",
+            (attachment_id, message_id),
+        ).fetchone()
+        if row is None:
+            return None, None
+        lv = visibility.level(conn, viewer.id, message_id)
+        return lv, {"id": row[0], "sha256": row[1], "filename": row[2], "content_type": row[3], "size": row[4]}
+
+
+def _chunks(items: list[Any], size: int = 900) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _member_counts(conn: sqlite3.Connection, login: str, person_id: int, hidden: frozenset[int]) -> dict[str, Any]:
+    rows = conn.execute(
+        """SELECT i.message_id, i.outbound, i.at FROM interactions i JOIN members m ON m.id = i.member_id
+           WHERE m.login = ? AND i.person_id = ?""",
+        (login, person_id),
+    ).fetchall()
+    rows = [r for r in rows if r[0] not in hidden]
+    dates = [r[2] for r in rows]
+    return {
+        "first_contacted": min(dates, default=None),
+        "last_contacted": max(dates, default=None),
+        "messages_sent": sum(1 for r in rows if r[1]),
+        "messages_received": sum(1 for r in rows if not r[1]),
+    }
+
+
+def _company_items(index: _Index, listing: _ViewerList) -> list[dict[str, Any]]:
+    grouped: dict[int, list[_Figures]] = defaultdict(list)
+    for pid, figures in listing.figures.items():
+        company = index.people[pid].company
+        if company is not None:
+            grouped[company["id"]].append(figures)
+    items = []
+    for cid, members in grouped.items():
+        name, domain, description, website, domains = index.companies[cid]
+        sent = set().union(*(f.sent for f in members))
+        received = set().union(*(f.received for f in members))
+        firsts = [f.item["first_contacted"] for f in members if f.item["first_contacted"]]
+        lasts = [f.item["last_contacted"] for f in members if f.item["last_contacted"]]
+        items.append({
+            "id": cid, "name": name, "domain": domain, "people": len(members),
+            "first_contacted": min(firsts, default=None), "last_contacted": max(lasts, default=None),
+            "messages_sent": len(sent), "messages_received": len(received),
+            "strength": strongest(f.item["strength"] for f in members),
+            "domains": domains or [domain], "description": description, "website": website,
+        })
+    items.sort(key=lambda c: (-degree_rank(c["strength"]), c["name"].casefold()))
+    return items
+
+
+def message_summaries(
+    conn: sqlite3.Connection, viewer: Viewer, message_ids: list[int], *, limit: int, text: bool = False
+) -> list[dict[str, Any]]:
+    """Messages in the given order, each cut to what the viewer may see; hidden ones left out."""
+    seen = visibility.levels(conn, viewer.id, message_ids)
+    shown = [m for m in message_ids if seen.get(m) is not None][:limit]
+    if not shown:
+        return []
+    marks = ",".join("?" * len(shown))
+    rows = {
+        r[0]: r
+        for r in conn.execute(
+            f"""SELECT id, date, subject, from_address, from_name, main_text, full_text, html
+                FROM messages WHERE id IN ({marks})""",
+            shown,
+        )
+    }
+    people: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for mid, role, address, name, pid in conn.execute(
+        f"""SELECT p.message_id, p.role, p.address, p.display_name, a.person_id FROM participants p
+            LEFT JOIN addresses a ON a.address = p.address WHERE p.message_id IN ({marks})""",
+        shown,
+    ):
+        people[mid][role].append({"address": address, "name": name, "person_id": pid})
+    files: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for aid, mid, filename, content_type, size in conn.execute(
+        f"SELECT id, message_id, filename, content_type, size FROM attachments WHERE message_id IN ({marks})", shown
+    ):
+        files[mid].append({"id": aid, "message_id": mid, "filename": filename or f"attachment-{aid}",
+                           "content_type": content_type, "size": size})
+    private = {
+        r[0] for r in conn.execute(
+            f"SELECT message_id FROM copies WHERE member_id = ? AND private = 1 AND message_id IN ({marks})",
+            [viewer.id, *shown],
+        )
+    }
+    result = []
+    for mid in shown:
+        if mid not in rows:
+            continue
+        _, date, subject, from_address, from_name, main, full, html = rows[mid]
+        lv = seen[mid]
+        roles = people[mid]
+        item: dict[str, Any] = {
+            "id": mid,
+            "date": date,
+            "level": "full" if lv == OWN else lv,
+            "own": lv == OWN,
+            "from": {"address": from_address, "name": from_name},
+            "to": roles.get("to", []),
+            "cc": roles.get("cc", []),
+            "bcc": roles.get("bcc", []) if lv == OWN else [],
+            "subject": subject if at_least(lv, "subject") else None,
+            "attachments": files.get(mid, []) if at_least(lv, "full") else [],
+            "private": mid in private,
+        }
+        if at_least(lv, "full"):
+            body = full or html_to_text(html or "")
+            item["main_text"] = (main or body or "")[:2000] if not text else (main or body or "")
+            if text:
+                item["text"] = body
+        result.append(item)
+    return result
+
+
+def members(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Team members (for filters and settings)."""
+    return [
+        {"id": i, "login": login, "name": name, "sharing": level}
+        for i, login, name, level in conn.execute(
+            "SELECT id, login, name, coalesce(sharing_override, sharing) FROM members WHERE in_config = 1 ORDER BY name"
+        )
+    ]
+
+
+def settings_of(conn: sqlite3.Connection, viewer: Viewer) -> dict[str, Any]:
+    """What the settings page shows the viewer: their level, exceptions, private marks, exclusions."""
+    level = conn.execute(
+        "SELECT coalesce(sharing_override, sharing) FROM members WHERE id = ?", (viewer.id,)
+    ).fetchone()[0]
+    exceptions = {
+        login: lv for login, lv in conn.execute(
+            "SELECT m.login, e.level FROM sharing_exceptions e JOIN members m ON m.id = e.viewer_id"
+            " WHERE e.member_id = ? ORDER BY m.login", (viewer.id,)
+        )
+    }
+    private_people = [
+        {"id": pid, "name": name} for pid, name in conn.execute(
+            "SELECT p.id, p.name FROM private_people pp JOIN people p ON p.id = pp.person_id"
+            " WHERE pp.member_id = ? ORDER BY p.name", (viewer.id,)
+        )
+    ]
+    private_messages = [
+        {"id": mid, "subject": subject, "date": date} for mid, subject, date in conn.execute(
+            "SELECT m.id, m.subject, m.date FROM copies c JOIN messages m ON m.id = c.message_id"
+            " WHERE c.member_id = ? AND c.private = 1 ORDER BY m.date DESC", (viewer.id,)
+        )
+    ]
+    exclusions = [r[0] for r in conn.execute("SELECT pattern FROM exclusions ORDER BY pattern")]
+    return {"sharing": level, "exceptions": exceptions, "private_people": private_people,
+            "private_messages": private_messages, "exclusions": exclusions}
+
+
+__all__ = ["DEGREES", "SORTS", "Views", "changed", "fts_query", "members", "message_summaries", "settings_of"]
