@@ -38,6 +38,9 @@ T = TypeVar("T")
 class SmtpProxy:
     """The transparent SMTP submission proxy that captures sent mail."""
 
+    # The protocol class for each connection (a seam for benchmarks and tests).
+    session_class: type[RelaySession] = RelaySession
+
     def __init__(
         self,
         settings: Settings,
@@ -103,7 +106,7 @@ class SmtpProxy:
     async def _listen(self, key: str, address: HostPort, *, implicit_tls: bool) -> asyncio.Server:
         try:
             return await self.loop.create_server(
-                lambda: RelaySession(self, implicit_tls=implicit_tls),
+                lambda: self.session_class(self, implicit_tls=implicit_tls),
                 host=address.host,
                 port=address.port,
                 ssl=self.server_tls if implicit_tls else None,

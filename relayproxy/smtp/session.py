@@ -513,7 +513,6 @@ class RelaySession(SMTP):
                 metrics.inc("messages_relayed_total", protocol="smtp")
                 if ticket is not None:
                     await self._guarded(capture.accepted(ticket, recipients))
-                    metrics.inc("messages_captured_total", protocol="smtp")
                 resolved = True
             return reply
         finally:
