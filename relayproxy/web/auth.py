@@ -11,7 +11,6 @@ request. Nothing here logs a password.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -159,46 +158,10 @@ def session_secret(database: Path) -> str:
 
 
 def upstream_login_check(settings: Settings) -> LoginCheck:
-    """The production check: `relayproxy.imap.login.check_login`, or a plain IMAP LOGIN until it exists."""
-    try:
-        from relayproxy.imap.login import check_login  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        check_login = None
+    """The production check: the upstream IMAP server decides (relayproxy.imap.login)."""
+    from relayproxy.imap.login import check_login
 
     async def check(username: str, password: str) -> bool:
-        if check_login is not None:
-            return bool(await check_login(settings, username, password))
-        return await asyncio.to_thread(_imap_login, settings, username, password)
+        return await check_login(settings, username, password)
 
     return check
-
-
-def _imap_login(settings: Settings, username: str, password: str) -> bool:
-    import imaplib
-    import ssl
-
-    upstream = settings.imap.upstream
-    if upstream is None:
-        return False
-    context = ssl.create_default_context(
-        cafile=str(settings.tls.upstream_ca) if settings.tls.upstream_ca else None
-    )
-    try:
-        if settings.imap.upstream_security == "tls":
-            client: imaplib.IMAP4 = imaplib.IMAP4_SSL(upstream.host, upstream.port, ssl_context=context, timeout=10)
-        else:
-            client = imaplib.IMAP4(upstream.host, upstream.port, timeout=10)
-            if settings.imap.upstream_security == "starttls":
-                client.starttls(context)
-        try:
-            client.login(username, password)
-            return True
-        except imaplib.IMAP4.error:
-            return False
-        finally:
-            try:
-                client.logout()
-            except (imaplib.IMAP4.error, OSError):
-                pass
-    except OSError:
-        return False
