@@ -65,9 +65,9 @@ def run_sink() -> None:
     asyncio.run(main())
 
 
-def run_proxy(sink_port: int, folder: Path) -> None:
+def run_proxy(sink_port: int, folder: Path, capture_kind: str) -> None:
     """relayproxy's SMTP proxy relaying to the sink, journalling every message durably."""
-    from relayproxy.capture import JournalCapture
+    from relayproxy.capture import JournalCapture, MemoryCapture
     from relayproxy.config import parse
     from relayproxy.graph import Graph
     from relayproxy.smtp.server import SmtpProxy
@@ -90,8 +90,10 @@ def run_proxy(sink_port: int, folder: Path) -> None:
 
     async def main() -> None:
         graph = Graph(settings, durable=True)
-        proxy = SmtpProxy(settings, JournalCapture(graph), hostname="relayproxy.bench")
-        proxy.session_class = BenchSession
+        capture = JournalCapture(graph) if capture_kind == "journal" else MemoryCapture()
+        proxy = SmtpProxy(settings, capture, hostname="relayproxy.bench")
+        if capture_kind != "off":
+            proxy.session_class = BenchSession
         await proxy.start()
         print(proxy.port, flush=True)
         stop = asyncio.Event()
@@ -172,17 +174,21 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--size", type=int, default=20 * 1024)
     parser.add_argument("--sequential", type=int, default=200)
+    parser.add_argument("--capture", choices=["journal", "memory", "off"], default="journal",
+                        help="what the proxy captures into (diagnostics; the target is journal)")
     args = parser.parse_args()
     if args.role == "sink":
         return run_sink()
     if args.role == "proxy":
-        return run_proxy(args.sink_port, args.folder)
+        return run_proxy(args.sink_port, args.folder, args.capture)
 
     if not os.path.exists(SMTP_SOURCE):
-        raise SystemExit("smtp-source not found: install the Debian package postfix (scripts/setup)")
+        raise SystemExit("smtp-source not found: install Debian package postfix (scripts/setup)")
     with tempfile.TemporaryDirectory(prefix="relayproxy-bench-") as tmp:
         sink, sink_port = start("sink")
-        proxy, proxy_port = start("proxy", "--sink-port", str(sink_port), "--folder", tmp)
+        proxy, proxy_port = start(
+            "proxy", "--sink-port", str(sink_port), "--folder", tmp, "--capture", args.capture
+        )
         peak = Peak(proxy.pid)
         peak.start()
         try:
@@ -208,7 +214,7 @@ def main() -> None:
         md, mp = statistics.median(lat_direct) * 1000, statistics.median(lat_proxied) * 1000
         print()
         print(f"{args.messages} x {args.size // 1024} KB over {args.sessions} sessions "
-              f"(median of {args.rounds}, capture: JournalCapture, SQLite synchronous=FULL)")
+              f"(median of {args.rounds}, capture: {args.capture})")
         print(f"  direct to aiosmtpd sink:  {d:7.0f} messages/s")
         print(f"  through relayproxy:       {p:7.0f} messages/s")
         print(f"  ratio:                    {p / d:7.2f}   (target >= 0.60)")

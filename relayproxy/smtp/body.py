@@ -12,12 +12,7 @@ what aiosmtpd would call `original_content`, the bytes the client meant to send.
 
 from __future__ import annotations
 
-import re
-
 TERMINATOR = b"\r\n.\r\n"
-
-# RFC 5321 §4.5.2: a line that starts with "." had one more "." put in front by the sender.
-_STUFFED_DOT = re.compile(rb"(?:\A|(?<=\r\n))\.")
 
 
 class BodyScanner:
@@ -49,4 +44,8 @@ class BodyScanner:
 
 def unstuff(body: bytes) -> bytes:
     """The message a dot-stuffed DATA body carries (RFC 5321 §4.5.2)."""
-    return _STUFFED_DOT.sub(b"", body)
+    # A line that starts with "." had one more "." put in front by the sender. Lines end in
+    # CRLF only (a bare LF does not start a line); bytes.replace is far faster than a regex.
+    if body.startswith(b"."):
+        body = body[1:]
+    return body.replace(b"\r\n.", b"\r\n")

@@ -129,10 +129,13 @@ class Upstream:
                     self.close()
                     raise UpstreamLost(_reason(exc)) from None
 
-    async def finish_data(self, timeout: float) -> Reply:
-        """Send the end-of-data line (RFC 5321 §4.1.1.4) and return upstream's verdict."""
+    async def finish_data(self, last: bytes, timeout: float) -> Reply:
+        """Send the body's `last` bytes and the end-of-data line (RFC 5321 §4.1.1.4).
+
+        Returns upstream's verdict on the message.
+        """
         protocol = self._protocol()
-        self.write(b".\r\n")
+        self.write(last + b".\r\n")
         try:
             response = await protocol.read_response(timeout=timeout)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:

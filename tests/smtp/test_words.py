@@ -60,3 +60,22 @@ def test_ehlo_keeps_what_can_be_relayed_and_offers_the_proxys_own_tls_and_auth()
     ]
     bare = ehlo_reply(upstream, starttls=False, auth=[])
     assert "STARTTLS" not in bare.text and "AUTH" not in bare.text
+
+
+async def test_session_setup_matches_aiosmtpds_own() -> None:
+    """RelaySession skips aiosmtpd's SMTP.__init__ for speed; it must set the same attributes."""
+    import asyncio
+
+    from aiosmtpd.smtp import SMTP
+
+    from relayproxy.capture import MemoryCapture
+    from relayproxy.config import parse
+    from relayproxy.smtp.server import SmtpProxy
+    from relayproxy.smtp.session import RelaySession
+
+    proxy = SmtpProxy(parse({}), MemoryCapture(), hostname="proxy.test")
+    proxy._loop = asyncio.get_running_loop()
+    ours = RelaySession(proxy, implicit_tls=False)
+    theirs = SMTP(object(), hostname="proxy.test", loop=proxy._loop)
+    assert set(vars(theirs)) <= set(vars(ours))
+    assert set(theirs._smtp_methods) == set(ours._smtp_methods)
