@@ -1,12 +1,17 @@
-"""The import command's pipeline: mail files → parse (all cores) → one writer, overlapped.
+"""The import command's pipeline: mail files → parse (worker processes) → one writer.
 
-Reading and parsing one batch runs while the writer ingests the previous one; at most two
-batches are in memory, so memory stays flat whatever the size of the input.
+Parsing, main-text extraction and attachment storage are CPU work in Python, so they run in
+worker processes (one per core) while this process reads the files and its writer thread
+ingests. A bounded number of batches is in flight at once, so memory stays flat whatever
+the size of the input, and results are ingested in input order.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from relayproxy.graph import Graph, Prepared, Seen, prepare_many
+from relayproxy.graph.blobs import BlobStore
 from relayproxy.graph.ingest import Ingested
 from relayproxy.graph.mail import now_utc
 from relayproxy.mailfiles import FileMessage, read_path, total_size
@@ -65,6 +71,9 @@ def import_paths(
     summary = Summary()
     started = now or now_utc()
     pending: concurrent.futures.Future[list[Ingested | None]] | None = None
+    parsing: collections.deque[concurrent.futures.Future[list[Prepared]]] = collections.deque()
+    workers = max(1, min(os.cpu_count() or 1, 4))
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
     def settle(future: concurrent.futures.Future[list[Ingested | None]]) -> None:
         for result in future.result():
@@ -77,17 +86,38 @@ def import_paths(
         if progress is not None:
             progress(summary)
 
-    for batch in _batches(_all(paths)):
-        items = [(m.raw, Seen(member, "import", m.received or started), m.origin) for m in batch]
-        prepared: list[Prepared] = prepare_many(items, graph.blobs)
-        summary.read += len(batch)
-        summary.bytes += sum(len(m.raw) for m in batch)
+    def write(prepared: list[Prepared]) -> None:
+        nonlocal pending
         if pending is not None:
             settle(pending)
-        pending = graph.store.submit(lambda conn, p=prepared: graph.write_prepared(conn, p))
-    if pending is not None:
-        settle(pending)
+        pending = graph.store.submit(lambda conn: graph.write_prepared(conn, prepared))
+
+    try:
+        for batch in _batches(_all(paths)):
+            items = [(m.raw, Seen(member, "import", m.received or started), m.origin) for m in batch]
+            parsing.append(pool.submit(_prepare, items, graph.blobs.root))
+            summary.read += len(batch)
+            summary.bytes += sum(len(m.raw) for m in batch)
+            if len(parsing) > workers:
+                write(parsing.popleft().result())
+        while parsing:
+            write(parsing.popleft().result())
+        if pending is not None:
+            settle(pending)
+    finally:
+        for future in parsing:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
     return summary
+
+
+def _prepare(items: list[tuple[bytes, Seen, str | None]], blobs_root: Path) -> list[Prepared]:
+    """In a worker process: parse a batch; the raw bytes travel back only for unparsable mail."""
+    prepared = prepare_many(items, BlobStore(blobs_root))
+    for item in prepared:
+        if item.mail is not None:
+            item.raw = b""
+    return prepared
 
 
 class ProgressBar:

@@ -6,6 +6,7 @@ the attachment `BlobStore` and the `Ingestor`, and offers the few operations cal
 
 from __future__ import annotations
 
+import concurrent.futures
 import sqlite3
 
 import fast_mail_parser
@@ -16,8 +17,17 @@ from datetime import datetime
 from relayproxy.config import Settings
 from relayproxy.graph import journal
 from relayproxy.graph.blobs import BlobStore
-from relayproxy.graph.ingest import Ingested, Ingestor, Seen, prepare, record_unparsable, sync_members
-from relayproxy.graph.mail import ParsedMail, UnparsableMail, now_utc
+from relayproxy.graph.ingest import (
+    Ingested,
+    Ingestor,
+    Seen,
+    prepare,
+    record_unparsable,
+    store_attachments,
+    sync_members,
+)
+from relayproxy.graph.mail import ParsedMail, UnparsableMail, fill_from_fast, now_utc
+from relayproxy.graph.text import main_text
 from relayproxy.graph.store import Store, StoreError
 
 __all__ = ["Graph", "Prepared", "Seen", "StoreError", "UnparsableMail"]
@@ -137,26 +147,29 @@ class Graph:
             return journal.lag(conn)
 
 
-def prepare_many(items: Sequence[tuple[bytes, Seen, str | None]], blobs: BlobStore | None) -> list[Prepared]:
-    """Parse a batch at once: the Rust parser runs the batch on every core, then the rest per message."""
-    from relayproxy.graph.ingest import store_attachments
-    from relayproxy.graph.mail import fill_from_fast
-    from relayproxy.graph.text import main_text
+_FILE_WRITERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="blob-writer")
 
+
+def prepare_many(items: Sequence[tuple[bytes, Seen, str | None]], blobs: BlobStore | None) -> list[Prepared]:
+    """Parse a batch at once: the Rust parser uses every core, attachment files are written by
+    a few threads (file creation waits on the disk, not the CPU), the rest runs per message."""
     raws = [raw for raw, _, _ in items]
     try:
         parsed: list[object] = list(fast_mail_parser.parse_many(raws))
-    except Exception as exc:  # the batch call itself failed: fall back to one at a time
+    except Exception as exc:  # the batch call itself failed: each message takes the tolerant path
         parsed = [exc] * len(raws)
-    prepared = []
+    prepared: list[Prepared] = []
+    writes = []
     for (raw, seen, origin), result in zip(items, parsed, strict=True):
         try:
             mail = fill_from_fast(raw, result)
-            store_attachments(mail, blobs)
+            writes.append(_FILE_WRITERS.submit(store_attachments, mail, blobs))
             mail.main_text = main_text(mail.text)
             prepared.append(Prepared(raw, seen, mail, origin=origin))
         except UnparsableMail as exc:
             prepared.append(Prepared(raw, seen, None, str(exc), origin))
-        except Exception as exc:
+        except Exception as exc:  # a parser bug costs one message, not the batch
             prepared.append(Prepared(raw, seen, None, f"{type(exc).__name__}: {exc}", origin))
+    for write in writes:
+        write.result()
     return prepared

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
-import tempfile
+import threading
 from pathlib import Path
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -17,6 +18,8 @@ class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._known: set[str] = set()
+        self._folders: set[Path] = set()
+        self._counter = itertools.count()
 
     def path(self, sha256: str) -> Path:
         """Where the blob with this hash lives (ValueError for anything but a hex hash)."""
@@ -31,14 +34,18 @@ class BlobStore:
             return digest
         target = self.path(digest)
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            folder = target.parent
+            if folder not in self._folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                self._folders.add(folder)
+            # Written under a unique temporary name, then renamed: a reader never sees half a file.
+            temp = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(self._counter)}"
             try:
-                with os.fdopen(fd, "wb") as out:
+                with open(temp, "wb") as out:
                     out.write(content)
                 os.replace(temp, target)
             except BaseException:
-                Path(temp).unlink(missing_ok=True)
+                temp.unlink(missing_ok=True)
                 raise
         if len(self._known) < 1_000_000:
             self._known.add(digest)

@@ -19,6 +19,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import fast_mail_parser
 
@@ -211,23 +212,68 @@ def parse_headers(raw: bytes) -> ParsedMail:
 
 def parse(raw: bytes) -> ParsedMail:
     """Parse a whole message: headers, text, HTML and attachments."""
-    mail = parse_headers(raw)
-    mail.has_body = True
     try:
-        _fill_fast(mail, fast_mail_parser.parse_email(raw))
-    except (fast_mail_parser.ParseError, ValueError, UnicodeError, OverflowError):
-        _fill_stdlib(mail, raw)
-    return mail
+        parsed: object = fast_mail_parser.parse_email(raw)
+    except (fast_mail_parser.ParseError, ValueError, UnicodeError, OverflowError) as exc:
+        parsed = exc
+    return fill_from_fast(raw, parsed)
 
 
 def fill_from_fast(raw: bytes, parsed: object) -> ParsedMail:
-    """Like `parse`, from a result of fast_mail_parser.parse_many (a PyMail or an error)."""
-    mail = parse_headers(raw)
+    """A ParsedMail from a fast_mail_parser result; the tolerant path when that is an error."""
     if isinstance(parsed, Exception):
+        mail = parse_headers(raw)
+        mail.has_body = True
         _fill_stdlib(mail, raw)
-    else:
-        _fill_fast(mail, parsed)
+        return mail
+    mail = _from_fast_headers(raw, parsed)
+    _fill_fast(mail, parsed)
     return mail
+
+
+def _fast_address(value: Any) -> Address | None:
+    address = (value.address or "").strip().lower()
+    if "@" not in address or " " in address:
+        return None
+    return Address(address, " ".join((value.display_name or "").split()).strip("\"' "))
+
+
+def _fast_addresses(values: Any) -> list[Address]:
+    found: dict[str, Address] = {}
+    for value in values or ():
+        address = _fast_address(value)
+        if address is not None and address.address not in found:
+            found[address.address] = address
+    return list(found.values())
+
+
+def _from_fast_headers(raw: bytes, parsed: Any) -> ParsedMail:
+    headers: dict[str, list[str]] = {}
+    for name, values in parsed.headers.items():
+        key = name.lower()
+        if key in _WANTED:
+            headers.setdefault(key, []).extend(values)
+    if not headers:
+        raise UnparsableMail("no mail headers found")
+    message_id = normalise_message_id(headers.get("message-id", [""])[0])
+    block = b"" if message_id else split_header_block(raw)[0]
+    sender = _fast_address(parsed.from_) if parsed.from_ is not None else None
+    date = parsed.date_parsed
+    if date is not None:
+        date = date.replace(tzinfo=UTC) if date.tzinfo is None else date.astimezone(UTC)
+    return ParsedMail(
+        key=message_key(message_id, block),
+        message_id=message_id,
+        subject=" ".join((parsed.subject or "").split())[:1000],
+        date=date,
+        sender=sender,
+        to=_fast_addresses(parsed.to),
+        cc=_fast_addresses(parsed.cc),
+        bcc=_fast_addresses(parsed.bcc),
+        headers=headers,
+        has_body=True,
+        size=len(raw),
+    )
 
 
 def _fill_fast(mail: ParsedMail, parsed: object) -> None:
@@ -241,7 +287,8 @@ def _fill_fast(mail: ParsedMail, parsed: object) -> None:
         data = bytes(content)
         mimetype = (part.mimetype or "application/octet-stream").lower()
         attachments.append(Attachment(part.filename or None, mimetype, data, len(data)))
-    mail.html = html[:_MAX_TEXT]
+    # The HTML is kept only when there is no plain-text part: it is then the only source to show.
+    mail.html = "" if text else html[:_MAX_TEXT]
     mail.text = (text or html_to_text(html))[:_MAX_TEXT]
     mail.attachments = attachments
 
@@ -281,9 +328,9 @@ def _fill_stdlib(mail: ParsedMail, raw: bytes) -> None:
         except LookupError:
             decoded = payload.decode("utf-8", errors="replace")
         (htmls if content_type == "text/html" else texts).append(decoded)
-    html = "\n".join(htmls)
-    mail.html = html[:_MAX_TEXT]
-    mail.text = ("\n".join(texts) or html_to_text(html))[:_MAX_TEXT]
+    html, text = "\n".join(htmls), "\n".join(texts)
+    mail.html = "" if text else html[:_MAX_TEXT]
+    mail.text = (text or html_to_text(html))[:_MAX_TEXT]
     mail.attachments = attachments
 
 
