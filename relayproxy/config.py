@@ -278,7 +278,8 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Settings:
         upstream_ca=_path(base, raw["tls"]["upstream_ca"]),
     )
     if (tls.cert is None) != (tls.key is None):
-        raise ConfigError("tls.cert" if tls.cert is None else "tls.key", "tls.cert and tls.key go together; set both or neither.")
+        missing = "tls.cert" if tls.cert is None else "tls.key"
+        raise ConfigError(missing, "tls.cert and tls.key go together; set both or neither.")
     imap, smtp = _proxy("imap", raw["imap"]), _proxy("smtp", raw["smtp"])
     for section, proxy in (("imap", imap), ("smtp", smtp)):
         if proxy.listen_tls is not None and not tls.enabled:

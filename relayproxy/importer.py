@@ -94,7 +94,9 @@ def import_paths(
 
     try:
         for batch in _batches(_all(paths)):
-            items = [(m.raw, Seen(member, "import", m.received or started), m.origin) for m in batch]
+            items: list[tuple[bytes, Seen, str | None]] = [
+                (m.raw, Seen(member, "import", m.received or started), m.origin) for m in batch
+            ]
             parsing.append(pool.submit(_prepare, items, graph.blobs.root))
             summary.read += len(batch)
             summary.bytes += sum(len(m.raw) for m in batch)

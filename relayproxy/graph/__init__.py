@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import sqlite3
-
-import fast_mail_parser
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import fast_mail_parser
 
 from relayproxy.config import Settings
 from relayproxy.graph import journal
@@ -27,8 +27,8 @@ from relayproxy.graph.ingest import (
     sync_members,
 )
 from relayproxy.graph.mail import ParsedMail, UnparsableMail, fill_from_fast, now_utc
-from relayproxy.graph.text import main_text
 from relayproxy.graph.store import Store, StoreError
+from relayproxy.graph.text import main_text
 
 __all__ = ["Graph", "Prepared", "Seen", "StoreError", "UnparsableMail"]
 
@@ -153,7 +153,7 @@ _FILE_WRITERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name
 def prepare_many(items: Sequence[tuple[bytes, Seen, str | None]], blobs: BlobStore | None) -> list[Prepared]:
     """Parse a batch at once: the Rust parser uses every core, attachment files are written by
     a few threads (file creation waits on the disk, not the CPU), the rest runs per message."""
-    raws = [raw for raw, _, _ in items]
+    raws: list[str | bytes] = [raw for raw, _, _ in items]
     try:
         parsed: list[object] = list(fast_mail_parser.parse_many(raws))
     except Exception as exc:  # the batch call itself failed: each message takes the tolerant path

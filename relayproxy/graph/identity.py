@@ -21,7 +21,9 @@ _AUTOMATED_LOCAL = re.compile(
     r"|^.*[-_.+](no[-_.]?reply|bounces?)([-_.+].*)?$",
     re.I,
 )
-_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$", re.I)
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_ADDRESS = re.compile(rf"^[^@\s<>()\[\],;:\"]+@{_LABEL}(?:\.{_LABEL})+$", re.I)
+_NAME_PART = re.compile(r"[^\W\d_][\w'.-]*(?: [^\W\d_][\w'.-]*)?")
 
 
 _COMPANY_SUFFIXES = {"inc", "llc", "ltd", "gmbh", "ag", "sa", "bv", "co", "corp", "plc", "oy", "ab", "srl", "spa"}
@@ -72,7 +74,8 @@ def clean_display_name(name: str, address: str) -> str:
         return ""
     # "Doe, Jane" → "Jane Doe" (two simple words around one comma).
     parts = [p.strip() for p in text.split(",")]
-    if len(parts) == 2 and parts[1].lower().rstrip(".") not in _COMPANY_SUFFIXES and all(p and re.fullmatch(r"[^\W\d_][\w'.-]*(?: [^\W\d_][\w'.-]*)?", p) for p in parts):
+    is_company = len(parts) == 2 and parts[1].lower().rstrip(".") in _COMPANY_SUFFIXES
+    if len(parts) == 2 and not is_company and all(_NAME_PART.fullmatch(p) for p in parts):
         text = f"{parts[1]} {parts[0]}"
     return text[:200]
 

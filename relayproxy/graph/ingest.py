@@ -383,7 +383,8 @@ class Ingestor:
 
 
 def record_unparsable(
-    conn: sqlite3.Connection, raw: bytes, error: str, *, member: str | None, source: str, origin: str | None, now: datetime
+    conn: sqlite3.Connection, raw: bytes, error: str, *,
+    member: str | None, source: str, origin: str | None, now: datetime,
 ) -> None:
     """Keep bytes that could not be read as mail, for inspection."""
     conn.execute(

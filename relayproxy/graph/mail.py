@@ -307,11 +307,14 @@ def _fill_stdlib(mail: ParsedMail, raw: bytes) -> None:
         if part.is_multipart():
             continue
         try:
-            payload = part.get_payload(decode=True)
+            decoded_payload = part.get_payload(decode=True)
         except Exception:
-            payload = None
-        if payload is None:
-            payload = str(part.get_payload() or "").encode("utf-8", "replace")
+            decoded_payload = None
+        payload = (
+            decoded_payload
+            if isinstance(decoded_payload, bytes)
+            else str(part.get_payload() or "").encode("utf-8", "replace")
+        )
         content_type = part.get_content_type()
         try:
             filename = part.get_filename()

@@ -99,7 +99,7 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            for fn, future in group:
+            for _, future in group:
                 future.set_exception(StoreError(f"database is not writable: {exc}"))
             return
         for fn, future in group:

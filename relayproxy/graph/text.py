@@ -9,9 +9,10 @@ cheap scan finds candidate lines first and the precise patterns run only around 
 
 from __future__ import annotations
 
-import heapq
 import html
+import itertools
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 
 from mailparser_reply.parser import EmailMessage
@@ -39,15 +40,10 @@ def html_to_text(markup: str) -> str:
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
 
-# Cheap signs that a reply header may be near, looked for with str.find in the lower-cased
-# text (much faster than one regular expression with many alternatives).
-_KEYWORDS = (
-    "wrote:", "schrieb", "\u00e9crit", "escribi\u00f3", "escreveu", "schreef", "scritto", " krev", "skrev",
-    "napisa\u0142", "kirjoitti", "\u043d\u0430\u043f\u0438\u0441\u0430\u043b", "\u5199\u9053", "original message",
-    "\nfrom:", "\n*from:", "\nvon:", "\nde:", "\nde :", "\nvan:", "\nda:", "\nfr\u00e5n:", "\nfra:", "\nod:",
-    "\nsent:", "\ngesendet:", "\n>", "\n_____",
-)
-_QUOTED_RUN = re.compile(r"^(?:>.*\n){2,}", re.M)
+# A line can only start quoted history if it ends with a colon (every language's "… wrote:"),
+# starts a quote (">"), is a separator ("-----Original Message-----", "_____"), or looks like
+# a forwarded header ("From: …", "Von: …"). Checking lines is far cheaper than searching.
+_HEADERISH = re.compile(r"^\*?\s*[^\W\d_]{2,12}\s?:")
 _SIG_DASHES = re.compile(r"^-- ?$", re.M)  # RFC 3676 §4.3 signature separator
 _TAIL = 1200  # signatures sit in the last lines of the new text
 _MAX_CANDIDATES = 20
@@ -60,43 +56,45 @@ def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     return message.HEADER_REGEX, message.SIGNATURE_REGEX
 
 
-def _line_start(text: str, pos: int, back: int = 0) -> int:
-    for _ in range(back + 1):
-        pos = text.rfind("\n", 0, pos)
-        if pos < 0:
-            return 0
-    return pos + 1
+
+def _candidate_lines(lines: list[str]) -> Iterator[int]:
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        first = stripped[0]
+        if (
+            stripped[-1] in ":\uff1a"
+            or first == ">"
+            or stripped.startswith(("-----", "_____"))
+            or (":" in stripped[:16] and _HEADERISH.match(stripped))
+        ):
+            yield index
 
 
 def quote_start(text: str) -> int:
     """Where quoted history begins in `text` (len(text) when there is none).
 
     mail-parser-reply's header patterns are precise but slow over long text, so they run only
-    on a few lines around each cheap candidate; a run of `>` lines counts on its own.
+    on a few lines around each candidate line; a run of `>` lines counts on its own.
     """
     header, _ = _patterns()
-    lower = "\n" + text.lower()  # the leading newline lets "\n>" match on the first line
-    queue = [(pos, word) for word in _KEYWORDS if (pos := lower.find(word)) >= 0]
-    heapq.heapify(queue)
-    for _ in range(_MAX_CANDIDATES):
-        if not queue:
+    lines = text.splitlines(keepends=True)
+    offsets = list(itertools.accumulate((len(line) for line in lines), initial=0))
+    for n, index in enumerate(_candidate_lines(lines)):
+        if n >= _MAX_CANDIDATES:
             break
-        pos, word = heapq.heappop(queue)
-        at = max(0, pos - 1)  # position in `text`
-        begin = _line_start(text, at + 1, back=2)
-        end = text.find("\n", at + len(word))
-        end = len(text) if end < 0 else min(len(text), end + 400)
+        begin = offsets[max(0, index - 2)]
+        end = offsets[min(len(lines), index + 4)]
         found = header.search(text, begin, end)
         if found:
             return found.start() + len(found.group(0)) - len(found.group(0).lstrip())
-        if word == "\n>":
-            run = _QUOTED_RUN.match(text, at + 1 if pos else 0)
-            if run:
-                before = text[: run.start()].rstrip()
-                return _line_start(text, len(before)) if before.endswith(":") else run.start()
-        following = lower.find(word, pos + 1)
-        if following >= 0:
-            heapq.heappush(queue, (following, word))
+        if lines[index].startswith(">") and index + 1 < len(lines) and lines[index + 1].startswith(">"):
+            before = index - 1
+            while before >= 0 and not lines[before].strip():
+                before -= 1
+            attribution = before >= 0 and lines[before].rstrip().endswith(":")
+            return offsets[before] if attribution else offsets[index]
     return len(text)
 
 

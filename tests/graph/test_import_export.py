@@ -93,9 +93,12 @@ def test_csv_export_has_a_header_and_a_row_per_person(imported: Path, capsys: py
     assert len(lines) == 1 + len(mixed.EXPECTED_PEOPLE)
 
 
-def test_import_refuses_an_unknown_member(team_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_refuses_an_unknown_member(
+    team_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "x.eml").write_bytes(mixed.MESSAGES[0])
-    assert cli.main(["import", "--config", str(team_config), "--member", "eve@example.com", str(tmp_path / "x.eml")]) == 1
+    command = ["import", "--config", str(team_config), "--member", "eve@example.com", str(tmp_path / "x.eml")]
+    assert cli.main(command) == 1
     assert "eve@example.com is not a team member" in capsys.readouterr().err
 
 
@@ -107,7 +110,8 @@ def test_import_reads_maildir_and_eml(team_config: Path, tmp_path: Path, capsys:
     (maildir / "new" / "2").write_bytes(mixed.MESSAGES[1])
     eml = tmp_path / "five.eml"
     eml.write_bytes(mixed.MESSAGES[4])
-    assert cli.main(["import", "--config", str(team_config), "--member", "alice@example.com", str(maildir), str(eml)]) == 0
+    command = ["import", "--config", str(team_config), "--member", "alice@example.com", str(maildir), str(eml)]
+    assert cli.main(command) == 0
     assert "3 messages read, 3 new" in capsys.readouterr().out
 
 
