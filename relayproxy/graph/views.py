@@ -13,6 +13,7 @@ here. Pages of one person, company or message query SQLite directly.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
@@ -93,6 +94,7 @@ class _Index:
 class _ViewerList:
     figures: dict[int, _Figures]
     hidden: frozenset[int]
+    haystack: dict[int, str] = field(default_factory=dict)  # what a name search looks in
     sorted: dict[str, list[int]] = field(default_factory=dict)
     companies: list[dict[str, Any]] | None = None
 
@@ -265,6 +267,8 @@ class Views:
         matches: set[int] | None = None
         if q.strip():
             matches = self._search(conn, viewer, listing, q)
+        elif not degree and not member:
+            return [listing.figures[pid].item for pid in order[offset : offset + limit]], len(order)
         chosen = []
         for pid in order:
             if matches is not None and pid not in matches:
@@ -284,17 +288,15 @@ class Views:
 
     def _search(self, conn: sqlite3.Connection, viewer: Viewer, listing: _ViewerList, q: str) -> set[int]:
         needle = q.strip().casefold()
-        found = set()
-        for pid, figures in listing.figures.items():
-            item = figures.item
-            company = item["company"] or {}
-            if (
-                needle in item["name"].casefold()
-                or any(needle in e for e in item["emails"])
-                or needle in (company.get("name") or "").casefold()
-                or needle in (company.get("domain") or "")
-            ):
-                found.add(pid)
+        if not listing.haystack:
+            for pid, figures in listing.figures.items():
+                item = figures.item
+                company = item["company"] or {}
+                listing.haystack[pid] = "\n".join(
+                    [item["name"].casefold(), *item["emails"], (company.get("name") or "").casefold(),
+                     company.get("domain") or ""]
+                )
+        found = {pid for pid, hay in listing.haystack.items() if needle in hay}
         found.update(pid for pid in self._text_search(conn, viewer, q) if pid in listing.figures)
         return found
 
@@ -352,14 +354,16 @@ class Views:
 
     def person(self, conn: sqlite3.Connection, viewer: Viewer, person_id: int) -> dict[str, Any] | None:
         """A person page: the item plus addresses, per-member strength and visible messages."""
-        _, listing = self._viewer_list(conn, viewer)
+        index, listing = self._viewer_list(conn, viewer)
         figures = listing.figures.get(person_id)
         if figures is None:
             return None
         emails = figures.item["emails"]
-        members = {}
-        for login, s in sorted(figures.by_member.items(), key=lambda kv: -kv[1].score):
-            members[login] = {**s.as_dict(), **_member_counts(conn, login, person_id, listing.hidden)}
+        histories = index.histories.get(person_id, {})
+        members = {
+            login: {**s.as_dict(), **_counts(histories.get(login, []), listing.hidden)}
+            for login, s in sorted(figures.by_member.items(), key=lambda kv: -kv[1].score)
+        }
         team = max(figures.by_member.values(), key=lambda s: s.score) if figures.by_member else NO_CONNECTION
         marks = ",".join("?" * len(emails)) or "NULL"
         addresses = [
@@ -368,13 +372,12 @@ class Views:
                 f"SELECT address, display_name FROM addresses WHERE address IN ({marks}) ORDER BY rowid", emails
             )
         ]
-        message_ids = [
-            r[0] for r in conn.execute(
-                f"""SELECT DISTINCT m.id, m.date FROM participants p JOIN messages m ON m.id = p.message_id
-                    WHERE p.address IN ({marks}) ORDER BY m.date DESC LIMIT 400""",
-                emails,
-            )
-        ]
+        dates = {row[4]: row[0] for rows in histories.values() for row in rows}
+        others = {
+            r[0] for r in conn.execute(f"SELECT message_id FROM participants WHERE address IN ({marks})", emails)
+        } - dates.keys()
+        dates.update(_dates(conn, others))
+        message_ids = sorted(dates, key=lambda m: dates[m], reverse=True)[:300]
         messages = message_summaries(conn, viewer, message_ids, limit=100)
         private = conn.execute(
             "SELECT 1 FROM private_people WHERE member_id = ? AND person_id = ?", (viewer.id, person_id)
@@ -402,20 +405,9 @@ class Views:
             for login, s in f.by_member.items():
                 if best is None or s.score > best[2].score:
                     best = (f.item, login, s)
-        emails = [e for f in members for e in f.item["emails"]]
-        message_ids: list[int] = []
-        for chunk in _chunks(emails):
-            message_ids.extend(
-                r[0] for r in conn.execute(
-                    f"""SELECT DISTINCT m.id, m.date FROM participants p JOIN messages m ON m.id = p.message_id
-                        WHERE p.address IN ({','.join('?' * len(chunk))}) ORDER BY m.date DESC LIMIT 200""",
-                    chunk,
-                )
-            )
-        dates = dict(conn.execute(
-            f"SELECT id, date FROM messages WHERE id IN ({','.join('?' * len(message_ids)) or 'NULL'})", message_ids
-        ).fetchall()) if message_ids else {}
-        message_ids.sort(key=lambda m: dates.get(m, ""), reverse=True)
+        dates = {row[4]: row[0] for f in members for rows in index.histories.get(f.item["id"], {}).values()
+                 for row in rows}
+        message_ids = sorted(dates, key=lambda m: dates[m], reverse=True)[:200]
         return {
             **item,
             "people_list": [f.item for f in members],
@@ -462,20 +454,20 @@ def _chunks(items: list[Any], size: int = 900) -> Iterable[list[Any]]:
         yield items[start : start + size]
 
 
-def _member_counts(conn: sqlite3.Connection, login: str, person_id: int, hidden: frozenset[int]) -> dict[str, Any]:
-    rows = conn.execute(
-        """SELECT i.message_id, i.outbound, i.at FROM interactions i JOIN members m ON m.id = i.member_id
-           WHERE m.login = ? AND i.person_id = ?""",
-        (login, person_id),
-    ).fetchall()
-    rows = [r for r in rows if r[0] not in hidden]
-    dates = [r[2] for r in rows]
+def _counts(rows: list[_Row], hidden: frozenset[int]) -> dict[str, Any]:
+    """One member's figures with a person, from the index rows the viewer may see."""
+    visible = [r for r in rows if r[4] not in hidden]
     return {
-        "first_contacted": min(dates, default=None),
-        "last_contacted": max(dates, default=None),
-        "messages_sent": sum(1 for r in rows if r[1]),
-        "messages_received": sum(1 for r in rows if not r[1]),
+        "first_contacted": min((r[0] for r in visible), default=None),
+        "last_contacted": max((r[0] for r in visible), default=None),
+        "messages_sent": sum(1 for r in visible if r[2]),
+        "messages_received": sum(1 for r in visible if not r[2]),
     }
+
+
+def _dates(conn: sqlite3.Connection, message_ids: Iterable[int]) -> dict[int, str]:
+    ids = json.dumps(sorted(message_ids))
+    return dict(conn.execute("SELECT id, date FROM messages WHERE id IN (SELECT value FROM json_each(?))", (ids,)))
 
 
 def _company_items(index: _Index, listing: _ViewerList) -> list[dict[str, Any]]:

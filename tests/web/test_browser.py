@@ -50,7 +50,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Graph]
         graph.ingest_raw(raw, "alice@example.com", "import", now=NOW)
     graph.ingest_raw(HOSTILE, "alice@example.com", "import", now=NOW)
     app = create_app(settings, graph, dict_login_check, views=Views(now=lambda: NOW))
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: asyncio sets TCP_NODELAY only then
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
