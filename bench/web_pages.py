@@ -63,8 +63,10 @@ def fill(conn: sqlite3.Connection, messages: int, people: int, seed: int = 7) ->
         "INSERT INTO companies (id, name, domain, created_at) VALUES (?, ?, ?, ?)",
         [(c, f"Company {c}", f"company{c}.example", now) for c in range(1, COMPANIES + 1)],
     )
-    conn.executemany("INSERT INTO company_domains (domain, company_id) VALUES (?, ?)",
-                     [(f"company{c}.example", c) for c in range(1, COMPANIES + 1)])
+    conn.executemany(
+        "INSERT INTO company_domains (domain, company_id) VALUES (?, ?)",
+        [(f"company{c}.example", c) for c in range(1, COMPANIES + 1)],
+    )
     person_rows, address_rows = [], []
     for p in range(1, people + 1):
         company = rng.randint(1, COMPANIES) if rng.random() < 0.8 else None
@@ -76,7 +78,7 @@ def fill(conn: sqlite3.Connection, messages: int, people: int, seed: int = 7) ->
         person_rows,
     )
     conn.executemany("INSERT INTO addresses (address, person_id, display_name) VALUES (?, ?, ?)", address_rows)
-    weights = [1.0 / (p ** 0.8) for p in range(1, people + 1)]
+    weights = [1.0 / (p**0.8) for p in range(1, people + 1)]
     chosen = rng.choices(range(1, people + 1), weights=weights, k=messages)
     msgs, parts, copies, inter, text = [], [], [], [], []
     for mid, person in enumerate(chosen, start=1):
@@ -101,7 +103,8 @@ def fill(conn: sqlite3.Connection, messages: int, people: int, seed: int = 7) ->
     conn.executemany("INSERT INTO participants (message_id, address, role) VALUES (?, ?, ?)", parts)
     conn.executemany("INSERT INTO copies (message_id, member_id, source, captured_at) VALUES (?, ?, ?, ?)", copies)
     conn.executemany(
-        "INSERT INTO interactions (member_id, person_id, message_id, outbound, at, recipients) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO interactions (member_id, person_id, message_id, outbound, at, recipients)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
         inter,
     )
     conn.executemany("INSERT INTO message_text (rowid, subject, full_text) VALUES (?, ?, ?)", text)
@@ -118,7 +121,9 @@ async def bench_login(username: str, password: str) -> bool:
 
 
 def serve(app: object) -> tuple[str, uvicorn.Server, threading.Thread]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: asyncio sets TCP_NODELAY only then
+    sock = socket.socket(
+        socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+    )  # IPPROTO_TCP: asyncio sets TCP_NODELAY only then
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))  # type: ignore[arg-type]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -141,8 +146,10 @@ def report(name: str, samples: list[float]) -> bool:
     ordered = sorted(samples)
     p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
     ok = p95 <= 50.0
-    print(f"{name:28} n={len(samples):4}  p50={statistics.median(ordered):6.1f} ms  "
-          f"p95={p95:6.1f} ms  max={ordered[-1]:6.1f} ms  {'ok' if ok else 'OVER 50 ms'}")
+    print(
+        f"{name:28} n={len(samples):4}  p50={statistics.median(ordered):6.1f} ms  "
+        f"p95={p95:6.1f} ms  max={ordered[-1]:6.1f} ms  {'ok' if ok else 'OVER 50 ms'}"
+    )
     return ok
 
 
@@ -164,23 +171,35 @@ def main(argv: list[str] | None = None) -> int:
             with httpx.Client(base_url=base, timeout=60) as client:
                 token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
                 assert token is not None
-                client.post("/login", data={"username": "m0@team.example", "password": "bench",
-                                            "csrf_token": token.group(1)})
+                client.post(
+                    "/login", data={"username": "m0@team.example", "password": "bench", "csrf_token": token.group(1)}
+                )
                 print(f"first request (builds the list index): {timed(client, '/people'):.0f} ms")
                 rng = random.Random(1)
                 ok = True
                 for sort in ("strength", "last_contacted", "name"):
-                    samples = [timed(client, f"/people?sort={sort}&page={rng.randint(1, 20)}")
-                               for _ in range(args.requests)]
+                    samples = [
+                        timed(client, f"/people?sort={sort}&page={rng.randint(1, 20)}") for _ in range(args.requests)
+                    ]
                     ok &= report(f"/people?sort={sort}", samples)
-                ok &= report("/api/people?sort=strength", [
-                    timed(client, f"/api/people?sort=strength&offset={rng.randint(0, 900)}")
-                    for _ in range(args.requests)])
-                ok &= report("/people?q=<name>", [
-                    timed(client, f"/people?q=person%20{rng.randint(1, args.people):05d}")
-                    for _ in range(max(20, args.requests // 4))])
-                ok &= report("/people/{id}", [
-                    timed(client, f"/people/{rng.randint(1, args.people)}") for _ in range(args.requests)])
+                ok &= report(
+                    "/api/people?sort=strength",
+                    [
+                        timed(client, f"/api/people?sort=strength&offset={rng.randint(0, 900)}")
+                        for _ in range(args.requests)
+                    ],
+                )
+                ok &= report(
+                    "/people?q=<name>",
+                    [
+                        timed(client, f"/people?q=person%20{rng.randint(1, args.people):05d}")
+                        for _ in range(max(20, args.requests // 4))
+                    ],
+                )
+                ok &= report(
+                    "/people/{id}",
+                    [timed(client, f"/people/{rng.randint(1, args.people)}") for _ in range(args.requests)],
+                )
                 busiest = [f"/people/{rng.randint(1, 20)}" for _ in range(max(20, args.requests // 4))]
                 ok &= report("/people/{id} (busiest 20)", [timed(client, u) for u in busiest])
         finally:

@@ -64,7 +64,9 @@ def mark_person_private(conn: sqlite3.Connection, member_id: int, person_id: int
     if conn.execute("SELECT 1 FROM people WHERE id = ?", (person_id,)).fetchone() is None:
         return False
     if private:
-        conn.execute("INSERT OR IGNORE INTO private_people (member_id, person_id) VALUES (?, ?)", (member_id, person_id))
+        conn.execute(
+            "INSERT OR IGNORE INTO private_people (member_id, person_id) VALUES (?, ?)", (member_id, person_id)
+        )
     else:
         conn.execute("DELETE FROM private_people WHERE member_id = ? AND person_id = ?", (member_id, person_id))
     views.changed()

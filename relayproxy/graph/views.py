@@ -134,8 +134,16 @@ def _load(conn: sqlite3.Connection, now: datetime) -> _Index:
     ):
         histories[pid][logins[member_id]].append((at, parse(at), bool(outbound), recipients, mid))
     return _Index(
-        token(conn), time.monotonic(), now, people, histories, logins, companies,
-        visibility.excluded_people(conn), visibility.restricted_messages(conn), visibility.private_people(conn),
+        token(conn),
+        time.monotonic(),
+        now,
+        people,
+        histories,
+        logins,
+        companies,
+        visibility.excluded_people(conn),
+        visibility.restricted_messages(conn),
+        visibility.private_people(conn),
     )
 
 
@@ -229,7 +237,8 @@ class Views:
                 affected.update(
                     int(r[0])
                     for r in conn.execute(
-                        f"SELECT DISTINCT person_id FROM interactions WHERE message_id IN ({','.join('?' * len(chunk))})",
+                        "SELECT DISTINCT person_id FROM interactions"
+                        f" WHERE message_id IN ({','.join('?' * len(chunk))})",
                         chunk,
                     )
                 )
@@ -258,8 +267,16 @@ class Views:
     # --- lists ---------------------------------------------------------------------------
 
     def people(
-        self, conn: sqlite3.Connection, viewer: Viewer, *, q: str = "", sort: str = "strength",
-        degree: str = "", member: str = "", limit: int = 50, offset: int = 0,
+        self,
+        conn: sqlite3.Connection,
+        viewer: Viewer,
+        *,
+        q: str = "",
+        sort: str = "strength",
+        degree: str = "",
+        member: str = "",
+        limit: int = 50,
+        offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
         """A page of people in the DESIGN item shape, and how many match in all."""
         _, listing = self._viewer_list(conn, viewer)
@@ -293,8 +310,12 @@ class Views:
                 item = figures.item
                 company = item["company"] or {}
                 listing.haystack[pid] = "\n".join(
-                    [item["name"].casefold(), *item["emails"], (company.get("name") or "").casefold(),
-                     company.get("domain") or ""]
+                    [
+                        item["name"].casefold(),
+                        *item["emails"],
+                        (company.get("name") or "").casefold(),
+                        company.get("domain") or "",
+                    ]
                 )
         found = {pid for pid, hay in listing.haystack.items() if needle in hay}
         found.update(pid for pid in self._text_search(conn, viewer, q) if pid in listing.figures)
@@ -307,10 +328,18 @@ class Views:
         if not query:
             return set()
         try:
-            in_text = [r[0] for r in conn.execute(
-                "SELECT rowid FROM message_text WHERE message_text MATCH ? LIMIT ?", (query, limit))]
-            in_subject = {r[0] for r in conn.execute(
-                "SELECT rowid FROM message_text WHERE message_text MATCH ? LIMIT ?", (f"subject : ({query})", limit))}
+            in_text = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT rowid FROM message_text WHERE message_text MATCH ? LIMIT ?", (query, limit)
+                )
+            ]
+            in_subject = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT rowid FROM message_text WHERE message_text MATCH ? LIMIT ?", (f"subject : ({query})", limit)
+                )
+            }
         except sqlite3.OperationalError:
             return set()
         seen = visibility.levels(conn, viewer.id, set(in_text) | in_subject)
@@ -336,8 +365,7 @@ class Views:
         if not needle:
             return listing.companies
         return [
-            c for c in listing.companies
-            if needle in c["name"].casefold() or any(needle in d for d in c["domains"])
+            c for c in listing.companies if needle in c["name"].casefold() or any(needle in d for d in c["domains"])
         ]
 
     def resolve_person(self, conn: sqlite3.Connection, viewer: Viewer, text: str) -> int | None:
@@ -379,9 +407,12 @@ class Views:
         dates.update(_dates(conn, others))
         message_ids = sorted(dates, key=lambda m: dates[m], reverse=True)[:300]
         messages = message_summaries(conn, viewer, message_ids, limit=100)
-        private = conn.execute(
-            "SELECT 1 FROM private_people WHERE member_id = ? AND person_id = ?", (viewer.id, person_id)
-        ).fetchone() is not None
+        private = (
+            conn.execute(
+                "SELECT 1 FROM private_people WHERE member_id = ? AND person_id = ?", (viewer.id, person_id)
+            ).fetchone()
+            is not None
+        )
         return {
             **figures.item,
             "addresses": addresses,
@@ -398,15 +429,18 @@ class Views:
         if item is None:
             return None
         index, listing = self._viewer_list(conn, viewer)
-        members = [listing.figures[p] for p in listing.figures if (index.people[p].company or {}).get("id") == company_id]
+        members = [
+            listing.figures[p] for p in listing.figures if (index.people[p].company or {}).get("id") == company_id
+        ]
         members.sort(key=lambda f: -f.score)
         best = None
         for f in members:
             for login, s in f.by_member.items():
                 if best is None or s.score > best[2].score:
                     best = (f.item, login, s)
-        dates = {row[4]: row[0] for f in members for rows in index.histories.get(f.item["id"], {}).values()
-                 for row in rows}
+        dates = {
+            row[4]: row[0] for f in members for rows in index.histories.get(f.item["id"], {}).values() for row in rows
+        }
         message_ids = sorted(dates, key=lambda m: dates[m], reverse=True)[:200]
         return {
             **item,
@@ -425,7 +459,8 @@ class Views:
     def latest(conn: sqlite3.Connection, viewer: Viewer, limit: int = 30) -> list[dict[str, Any]]:
         """The latest messages between the team and people, newest first."""
         ids = [
-            r[0] for r in conn.execute(
+            r[0]
+            for r in conn.execute(
                 """SELECT id FROM messages m WHERE automated = 0
                    AND EXISTS (SELECT 1 FROM interactions i WHERE i.message_id = m.id)
                    ORDER BY date DESC LIMIT ?""",
@@ -483,14 +518,23 @@ def _company_items(index: _Index, listing: _ViewerList) -> list[dict[str, Any]]:
         received = set().union(*(f.received for f in members))
         firsts = [f.item["first_contacted"] for f in members if f.item["first_contacted"]]
         lasts = [f.item["last_contacted"] for f in members if f.item["last_contacted"]]
-        items.append({
-            "id": cid, "name": name, "domain": domain, "people": len(members),
-            "first_contacted": min(firsts, default=None), "last_contacted": max(lasts, default=None),
-            "messages_sent": len(sent), "messages_received": len(received),
-            "strength": strongest(f.item["strength"] for f in members),
-            "domains": domains or [domain], "description": description, "website": website,
-        })
-    items.sort(key=lambda c: (-degree_rank(c["strength"]), c["name"].casefold()))
+        items.append(
+            {
+                "id": cid,
+                "name": name,
+                "domain": domain,
+                "people": len(members),
+                "first_contacted": min(firsts, default=None),
+                "last_contacted": max(lasts, default=None),
+                "messages_sent": len(sent),
+                "messages_received": len(received),
+                "strength": strongest(f.item["strength"] for f in members),
+                "domains": domains or [domain],
+                "description": description,
+                "website": website,
+            }
+        )
+    items.sort(key=lambda c: (-degree_rank(str(c["strength"])), str(c["name"]).casefold()))
     return items
 
 
@@ -522,10 +566,18 @@ def message_summaries(
     for aid, mid, filename, content_type, size in conn.execute(
         f"SELECT id, message_id, filename, content_type, size FROM attachments WHERE message_id IN ({marks})", shown
     ):
-        files[mid].append({"id": aid, "message_id": mid, "filename": filename or f"attachment-{aid}",
-                           "content_type": content_type, "size": size})
+        files[mid].append(
+            {
+                "id": aid,
+                "message_id": mid,
+                "filename": filename or f"attachment-{aid}",
+                "content_type": content_type,
+                "size": size,
+            }
+        )
     private = {
-        r[0] for r in conn.execute(
+        r[0]
+        for r in conn.execute(
             f"SELECT message_id FROM copies WHERE member_id = ? AND private = 1 AND message_id IN ({marks})",
             [viewer.id, *shown],
         )
@@ -575,26 +627,37 @@ def settings_of(conn: sqlite3.Connection, viewer: Viewer) -> dict[str, Any]:
         "SELECT coalesce(sharing_override, sharing) FROM members WHERE id = ?", (viewer.id,)
     ).fetchone()[0]
     exceptions = {
-        login: lv for login, lv in conn.execute(
+        login: lv
+        for login, lv in conn.execute(
             "SELECT m.login, e.level FROM sharing_exceptions e JOIN members m ON m.id = e.viewer_id"
-            " WHERE e.member_id = ? ORDER BY m.login", (viewer.id,)
+            " WHERE e.member_id = ? ORDER BY m.login",
+            (viewer.id,),
         )
     }
     private_people = [
-        {"id": pid, "name": name} for pid, name in conn.execute(
+        {"id": pid, "name": name}
+        for pid, name in conn.execute(
             "SELECT p.id, p.name FROM private_people pp JOIN people p ON p.id = pp.person_id"
-            " WHERE pp.member_id = ? ORDER BY p.name", (viewer.id,)
+            " WHERE pp.member_id = ? ORDER BY p.name",
+            (viewer.id,),
         )
     ]
     private_messages = [
-        {"id": mid, "subject": subject, "date": date} for mid, subject, date in conn.execute(
+        {"id": mid, "subject": subject, "date": date}
+        for mid, subject, date in conn.execute(
             "SELECT m.id, m.subject, m.date FROM copies c JOIN messages m ON m.id = c.message_id"
-            " WHERE c.member_id = ? AND c.private = 1 ORDER BY m.date DESC", (viewer.id,)
+            " WHERE c.member_id = ? AND c.private = 1 ORDER BY m.date DESC",
+            (viewer.id,),
         )
     ]
     exclusions = [r[0] for r in conn.execute("SELECT pattern FROM exclusions ORDER BY pattern")]
-    return {"sharing": level, "exceptions": exceptions, "private_people": private_people,
-            "private_messages": private_messages, "exclusions": exclusions}
+    return {
+        "sharing": level,
+        "exceptions": exceptions,
+        "private_people": private_people,
+        "private_messages": private_messages,
+        "exclusions": exclusions,
+    }
 
 
 __all__ = ["DEGREES", "SORTS", "Views", "changed", "fts_query", "members", "message_summaries", "settings_of"]

@@ -31,8 +31,14 @@ def _page(request: Request) -> dict[str, Any]:
     degree = params.get("degree", "")
     if degree and degree not in DEGREES:
         raise HTTPException(422, f"degree must be one of {', '.join(DEGREES)}.")
-    return {"q": params.get("q", "")[:200], "sort": sort, "degree": degree, "member": params.get("member", ""),
-            "limit": limit, "offset": offset}
+    return {
+        "q": params.get("q", "")[:200],
+        "sort": sort,
+        "degree": degree,
+        "member": params.get("member", ""),
+        "limit": limit,
+        "offset": offset,
+    }
 
 
 async def people(request: Request) -> Response:

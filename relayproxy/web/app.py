@@ -73,8 +73,11 @@ def _wants_json(request: Request) -> bool:
 
 async def not_signed_in(request: Request, exc: Exception) -> Response:
     if _wants_json(request):
-        return JSONResponse({"error": "Sign in first (a session, or HTTP Basic with your mail login)."},
-                            status_code=401, headers={"WWW-Authenticate": 'Basic realm="relayproxy"'})
+        return JSONResponse(
+            {"error": "Sign in first (a session, or HTTP Basic with your mail login)."},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Basic realm="relayproxy"'},
+        )
     return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
 
 
@@ -93,8 +96,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if _wants_json(request):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-    return pages.render(request, "error.html", {"status": exc.status_code, "detail": exc.detail},
-                        status=exc.status_code)
+    return pages.render(
+        request, "error.html", {"status": exc.status_code, "detail": exc.detail}, status=exc.status_code
+    )
 
 
 def templates() -> Jinja2Templates:
@@ -124,8 +128,13 @@ def create_app(settings: Settings, graph: Graph, login_check: LoginCheck, *, vie
     ]
     middleware = [
         Middleware(SecurityHeaders),
-        Middleware(SessionMiddleware, secret_key=session_secret(settings.storage.database),
-                   session_cookie="relayproxy_session", max_age=SESSION_DAYS * 86400, same_site="lax"),
+        Middleware(
+            SessionMiddleware,
+            secret_key=session_secret(settings.storage.database),
+            session_cookie="relayproxy_session",
+            max_age=SESSION_DAYS * 86400,
+            same_site="lax",
+        ),
     ]
     handlers: dict[Any, Any] = {NotSignedIn: not_signed_in, TooManyAttempts: too_many, HTTPException: http_error}
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)

@@ -12,10 +12,33 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-PEOPLE = ["id", "name", "emails", "company", "company_domain", "first_contacted", "last_contacted",
-          "messages_sent", "messages_received", "strength", "strength_by_member"]
-COMPANIES = ["id", "name", "domain", "people", "first_contacted", "last_contacted", "messages_sent",
-             "messages_received", "strength", "domains", "description", "website"]
+PEOPLE = [
+    "id",
+    "name",
+    "emails",
+    "company",
+    "company_domain",
+    "first_contacted",
+    "last_contacted",
+    "messages_sent",
+    "messages_received",
+    "strength",
+    "strength_by_member",
+]
+COMPANIES = [
+    "id",
+    "name",
+    "domain",
+    "people",
+    "first_contacted",
+    "last_contacted",
+    "messages_sent",
+    "messages_received",
+    "strength",
+    "domains",
+    "description",
+    "website",
+]
 
 
 def _cell(value: Any) -> Any:
@@ -27,15 +50,36 @@ def _cell(value: Any) -> Any:
 def _person(item: dict[str, Any]) -> list[Any]:
     company = item["company"] or {}
     by_member = "; ".join(f"{m}: {d}" for m, d in item["strength_by_member"].items())
-    return [item["id"], item["name"], " ".join(item["emails"]), company.get("name") or "",
-            company.get("domain") or "", item["first_contacted"] or "", item["last_contacted"] or "",
-            item["messages_sent"], item["messages_received"], item["strength"], by_member]
+    return [
+        item["id"],
+        item["name"],
+        " ".join(item["emails"]),
+        company.get("name") or "",
+        company.get("domain") or "",
+        item["first_contacted"] or "",
+        item["last_contacted"] or "",
+        item["messages_sent"],
+        item["messages_received"],
+        item["strength"],
+        by_member,
+    ]
 
 
 def _company(item: dict[str, Any]) -> list[Any]:
-    return [item["id"], item["name"], item["domain"], item["people"], item["first_contacted"] or "",
-            item["last_contacted"] or "", item["messages_sent"], item["messages_received"], item["strength"],
-            " ".join(item["domains"]), item["description"] or "", item["website"] or ""]
+    return [
+        item["id"],
+        item["name"],
+        item["domain"],
+        item["people"],
+        item["first_contacted"] or "",
+        item["last_contacted"] or "",
+        item["messages_sent"],
+        item["messages_received"],
+        item["strength"],
+        " ".join(item["domains"]),
+        item["description"] or "",
+        item["website"] or "",
+    ]
 
 
 def to_csv(kind: str, items: Iterable[dict[str, Any]]) -> str:

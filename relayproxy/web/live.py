@@ -9,7 +9,9 @@ script (static/live.js) then re-fetches the page and swaps its content in.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
@@ -52,6 +54,10 @@ class Broker:
         self._queues.discard(queue)
 
 
+def _levels(conn: sqlite3.Connection, *, viewer_id: int, message_ids: list[int]) -> dict[int, str | None]:
+    return visibility.levels(conn, viewer_id, message_ids)
+
+
 async def events(request: Request) -> StreamingResponse:
     """`GET /events`: `event: ingested` with the visible message ids, as mail arrives."""
     who = await viewer(request)
@@ -67,7 +73,7 @@ async def events(request: Request) -> StreamingResponse:
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
-                seen = await read(request, lambda conn: visibility.levels(conn, who.id, ids))
+                seen = await read(request, functools.partial(_levels, viewer_id=who.id, message_ids=ids))
                 visible = [m for m, level in seen.items() if level is not None]
                 if visible:
                     yield f"event: ingested\ndata: {json.dumps({'messages': visible})}\n\n"

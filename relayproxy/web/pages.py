@@ -86,8 +86,11 @@ async def login(request: Request) -> Response:
     authenticator: Authenticator = request.app.state.auth
     member = await authenticator.sign_in(username, password, client_address(request))
     if member is None:
-        context = {"error": "Wrong address or password, or not a member of this team.", "username": username,
-                   "next": target}
+        context = {
+            "error": "Wrong address or password, or not a member of this team.",
+            "username": username,
+            "next": target,
+        }
         return render(request, "login.html", context, status=401)
     request.session.clear()
     request.session["login"] = member
@@ -114,13 +117,30 @@ async def people(request: Request) -> Response:
     who = await viewer(request)
     query = checked(PeopleQuery, request)
     index: views.Views = request.app.state.views
-    items, total = await read(request, lambda conn: index.people(
-        conn, who, q=query.q, sort=query.sort, degree=query.degree, member=query.member,
-        limit=PAGE_SIZE, offset=(query.page - 1) * PAGE_SIZE))
+    items, total = await read(
+        request,
+        lambda conn: index.people(
+            conn,
+            who,
+            q=query.q,
+            sort=query.sort,
+            degree=query.degree,
+            member=query.member,
+            limit=PAGE_SIZE,
+            offset=(query.page - 1) * PAGE_SIZE,
+        ),
+    )
     members = await read(request, views.members)
     pages = max(1, -(-total // PAGE_SIZE))
-    context = {"people": items, "total": total, "query": query, "pages": pages, "members": members,
-               "degrees": DEGREES, "sorts": views.SORTS}
+    context = {
+        "people": items,
+        "total": total,
+        "query": query,
+        "pages": pages,
+        "members": members,
+        "degrees": DEGREES,
+        "sorts": views.SORTS,
+    }
     return render(request, "people.html", context)
 
 
@@ -174,8 +194,11 @@ async def attachment(request: Request) -> Response:
     kind = row["content_type"].split(";")[0].strip().lower()
     media = kind if kind in SAFE_TYPES else "application/octet-stream"
     filename = quote(row["filename"] or f"attachment-{aid}", safe="")
-    headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{filename}",
-               "Content-Security-Policy": "sandbox", "Cache-Control": "private, no-store"}
+    headers = {
+        "Content-Disposition": f"attachment; filename*=UTF-8''{filename}",
+        "Content-Security-Policy": "sandbox",
+        "Cache-Control": "private, no-store",
+    }
     return Response(content, media_type=media, headers=headers)
 
 

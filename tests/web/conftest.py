@@ -113,7 +113,8 @@ def csrf_of(html: str) -> str:
 def sign_in(client: TestClient, login: str, password: str | None = None) -> TestClient:
     token = csrf_of(client.get("/login").text)
     response = client.post(
-        "/login", data={"username": login, "password": password or PASSWORDS[login], "csrf_token": token},
+        "/login",
+        data={"username": login, "password": password or PASSWORDS[login], "csrf_token": token},
         follow_redirects=False,
     )
     assert response.status_code == 303, response.text

@@ -32,8 +32,11 @@ def test_login_form_has_the_contract_fields(client: TestClient) -> None:
 
 def test_sign_in_sets_a_signed_httponly_lax_cookie(client: TestClient) -> None:
     token = csrf_of(client.get("/login").text)
-    response = client.post("/login", data={"username": "Alice@Example.com", "password": "alice-pw",
-                                           "csrf_token": token}, follow_redirects=False)
+    response = client.post(
+        "/login",
+        data={"username": "Alice@Example.com", "password": "alice-pw", "csrf_token": token},
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
@@ -120,8 +123,11 @@ def test_security_headers_forbid_inline_script(alice: TestClient) -> None:
 
 def test_sign_in_redirects_only_within_the_site(client: TestClient) -> None:
     token = csrf_of(client.get("/login").text)
-    response = client.post("/login", data={"username": "alice@example.com", "password": "alice-pw",
-                                           "csrf_token": token, "next": "//evil.example/"}, follow_redirects=False)
+    response = client.post(
+        "/login",
+        data={"username": "alice@example.com", "password": "alice-pw", "csrf_token": token, "next": "//evil.example/"},
+        follow_redirects=False,
+    )
     assert response.headers["location"] == "/"
 
 

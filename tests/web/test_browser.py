@@ -24,8 +24,15 @@ from tests.web.conftest import NOW, PASSWORDS, dict_login_check, make_settings
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 HOSTILE = b"""From: "<img src=x onerror=window.__xss=2>Mallory" <mallory@evil.example.org>
 To: Alice Example <alice@example.com>
@@ -50,7 +57,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Graph]
         graph.ingest_raw(raw, "alice@example.com", "import", now=NOW)
     graph.ingest_raw(HOSTILE, "alice@example.com", "import", now=NOW)
     app = create_app(settings, graph, dict_login_check, views=Views(now=lambda: NOW))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: asyncio sets TCP_NODELAY only then
+    sock = socket.socket(
+        socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+    )  # IPPROTO_TCP: asyncio sets TCP_NODELAY only then
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
@@ -84,7 +93,12 @@ def page(browser: Any, site: tuple[str, Graph]) -> Iterator[Any]:
     context = browser.new_context(base_url=site[0])
     page = context.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     page.set_default_timeout(5000)
     yield page
     context.close()
@@ -125,7 +139,8 @@ def test_a_live_update_arrives_without_reload(page: Any, site: tuple[str, Graph]
     result = graph.ingest_raw(
         b"From: Zara Live <zara@newco.example.net>\nTo: alice@example.com\nSubject: Hello there\n"
         b"Message-ID: <live@newco.example.net>\nDate: Thu, 15 Jan 2026 10:00:00 +0000\n\nHi!\n",
-        "alice@example.com", "smtp",
+        "alice@example.com",
+        "smtp",
     )
     graph.announce([result])  # what the ingest worker does after each batch
     page.wait_for_selector("text=Zara Live")

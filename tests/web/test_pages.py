@@ -100,13 +100,35 @@ def test_missing_things_are_404(alice: TestClient) -> None:
 
 def test_api_people_item_shape_matches_the_export(alice: TestClient) -> None:
     item = alice.get("/api/people").json()["items"][0]
-    assert set(item) == {"id", "name", "emails", "company", "first_contacted", "last_contacted",
-                         "messages_sent", "messages_received", "strength", "strength_by_member"}
+    assert set(item) == {
+        "id",
+        "name",
+        "emails",
+        "company",
+        "first_contacted",
+        "last_contacted",
+        "messages_sent",
+        "messages_received",
+        "strength",
+        "strength_by_member",
+    }
     detail = alice.get(f"/api/people/{item['id']}").json()
     assert {"addresses", "members", "messages"} <= set(detail)
     company = alice.get("/api/companies").json()["items"][0]
-    assert set(company) == {"id", "name", "domain", "people", "first_contacted", "last_contacted",
-                            "messages_sent", "messages_received", "strength", "domains", "description", "website"}
+    assert set(company) == {
+        "id",
+        "name",
+        "domain",
+        "people",
+        "first_contacted",
+        "last_contacted",
+        "messages_sent",
+        "messages_received",
+        "strength",
+        "domains",
+        "description",
+        "website",
+    }
 
 
 def test_csv_exports(alice: TestClient) -> None:
@@ -130,9 +152,12 @@ def test_an_exclusion_hides_the_person_now_and_stops_capture(alice: TestClient, 
     assert post(alice, "/settings/exclusions", pattern="hooli.com").status_code == 303
     assert alice.get("/api/people", params={"q": "sam@hooli.com"}).json()["total"] == 0
     assert "hooli.com" in context(alice.get("/settings"))["settings"]["exclusions"]
-    graph.ingest_raw(b"From: New <new@hooli.com>\nTo: alice@example.com\nSubject: hi\n"
-                     b"Message-ID: <new@hooli.com>\nDate: Mon, 19 Jan 2026 10:00:00 +0000\n\nhi\n",
-                     "alice@example.com", "import")
+    graph.ingest_raw(
+        b"From: New <new@hooli.com>\nTo: alice@example.com\nSubject: hi\n"
+        b"Message-ID: <new@hooli.com>\nDate: Mon, 19 Jan 2026 10:00:00 +0000\n\nhi\n",
+        "alice@example.com",
+        "import",
+    )
     with graph.store.read() as conn:
         assert conn.execute("SELECT count(*) FROM addresses WHERE address = 'new@hooli.com'").fetchone()[0] == 0
     assert post(alice, "/settings/exclusions/remove", pattern="hooli.com").status_code == 303

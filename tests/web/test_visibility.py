@@ -110,7 +110,7 @@ def test_a_private_message_disappears_for_others_on_every_surface(tmp_path: Path
 
     assert bob.get(f"/messages/{message_id}").status_code == 404
     assert bob.get(f"/api/messages/{message_id}").status_code == 404
-    assert bob.get("/messages/%d/attachments/1" % message_id).status_code == 404
+    assert bob.get(f"/messages/{message_id}/attachments/1").status_code == 404
     assert bob.get(f"/api/people/{jane['id']}").json()["messages_received"] == 1
     assert all(m["id"] != message_id for m in bob.get(f"/api/people/{jane['id']}").json()["messages"])
     assert bob.get("/api/people", params={"q": TEXT}).json()["total"] == 0
