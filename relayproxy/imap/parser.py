@@ -37,8 +37,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from relayproxy.imap.capabilities import CapabilityPolicy, parse_capabilities, rewrite_line
 from relayproxy.imap.literal import DEFAULT_SPILL_THRESHOLD, Payload
@@ -107,21 +106,16 @@ class ImapSyntaxError(ValueError):
 # Framing
 
 
-class _Line(NamedTuple):
-    data: bytes  # one line with its CRLF (for an over-long line: head and tail only)
-    literal: int  # size of the literal announced at its end, or -1
-    first: bool  # starts a command/response (False: continues one after a literal)
-
-
-class _Chunk(NamedTuple):
-    data: memoryview  # literal bytes
-    last: bool  # the literal's final bytes
-
-
-class _Cancelled(NamedTuple):
-    """A synchronising literal the server refused: the command ended without its data."""
-
-
+# Pieces are plain tuples, told apart by their length: they are made for every line on the
+# hot path, where a NamedTuple costs ten times as much.
+#   line:      (data, literal, first) -- one line with its CRLF (an over-long one: head and tail
+#              only); the size of the literal announced at its end or -1; whether it starts a
+#              command/response (False: it continues one after a literal)
+#   chunk:     (data, last) -- literal bytes; whether they are the literal's last
+#   cancelled: () -- a synchronising literal the server refused: the command ended without it
+_Line = tuple[bytes, int, bool]
+_Chunk = tuple[memoryview, bool]
+_Cancelled = tuple[()]
 _Piece = _Line | _Chunk | _Cancelled
 
 # `{n}`, `{n+}`, `~{n}` at the end of a line (RFC 9051 §4.3, RFC 7888, RFC 3516).
@@ -182,7 +176,7 @@ class _Framer:
                     out.append(data[fwd:pos])
                     fwd = pos + take
                 else:
-                    self.pieces.append(_Chunk(view[pos : pos + take], take == left))
+                    self.pieces.append((view[pos : pos + take], take == left))
                 pos += take
                 continue
             eol = data.find(b"\n", pos)
@@ -249,7 +243,7 @@ class _ServerFramer(_Framer):
         self.bye_seen = False
 
     def _line(self, line: bytes, literal: int, sync: bool, first: bool) -> bytes | None:
-        self.pieces.append(_Line(line, literal, first))
+        self.pieces.append((line, literal, first))
         if not first:
             return None
         head = line[:1]
@@ -257,10 +251,20 @@ class _ServerFramer(_Framer):
             self._client.continuation()
             return None
         if head == b"*":
-            if line[2:5].upper() == b"BYE":
+            word = line[2:12].upper()
+            if word == b"CAPABILITY":
+                return self._rewrite(line)
+            if word[:3] == b"BYE":
                 self.bye_seen = True
+            elif (word[:2] == b"OK" or word[:7] == b"PREAUTH") and b"[" in line:
+                return self._rewrite(line)  # a greeting's [CAPABILITY ...] code
         else:
             self._client.tagged(line[: line.find(b" ")])
+            if b"[" in line:
+                return self._rewrite(line)  # `tag OK [CAPABILITY ...]` after sign-in
+        return None
+
+    def _rewrite(self, line: bytes) -> bytes | None:
         if len(line) < 8192 and b"CAPABILITY" in line.upper():
             new = rewrite_line(line, self._policy.capability_policy())
             return None if new is line else new
@@ -290,7 +294,7 @@ class _ClientFramer(_Framer):
             self._waiting_tag = None
             self._literal_left = 0
             self._continues = False
-            self.pieces.append(_Cancelled())
+            self.pieces.append(())
 
     def receive_data(self, data: bytes) -> bytes:
         if self.tls_requested:
@@ -325,7 +329,7 @@ class _ClientFramer(_Framer):
             return b""
         if sync and literal >= 0:
             self._waiting_tag = self._tag
-        self.pieces.append(_Line(line, literal, first))
+        self.pieces.append((line, literal, first))
         return None
 
     def _starttls(self, line: bytes) -> bytes:
@@ -429,31 +433,40 @@ def _fetch_kind(name: bytes) -> str | None:
     return None
 
 
-@dataclass
 class _Command:
-    tag: bytes
-    name: bytes  # upper-cased, "UID FETCH" style
-    args: list[tuple[str, bytes | Payload]] = field(default_factory=list)
-    depth: int = 0
-    login: str | None = None
-    mailbox: str | None = None
-    mechanism: str = ""
-    payloads: list[Payload] = field(default_factory=list)
+    """A client command awaiting its tagged answer (a plain class: one is made per command)."""
+
+    __slots__ = ("tag", "name", "args", "depth", "login", "mailbox", "mechanism", "payloads")
+
+    def __init__(self, tag: bytes, name: bytes) -> None:
+        self.tag = tag
+        self.name = name  # upper-cased, "UID FETCH" style
+        self.args: list[tuple[str, bytes | Payload]] = []
+        self.depth = 0
+        self.login: str | None = None
+        self.mailbox: str | None = None
+        self.mechanism = ""
+        self.payloads: list[Payload] = []
 
 
-@dataclass
 class _Fetch:
-    seq: int
-    depth: int = 1
-    name: bytes | None = None  # item name awaiting its value, at depth 1
-    uid: int | None = None
-    full: Payload | None = None
-    headers: Payload | None = None
-    target: str | None = None  # where the literal being read goes
+    """A FETCH response being read (RFC 9051 §7.5.2)."""
+
+    __slots__ = ("seq", "depth", "name", "uid", "full", "headers")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.depth = 1
+        self.name: bytes | None = None  # item name awaiting its value, at depth 1
+        self.uid: int | None = None
+        self.full: Payload | None = None
+        self.headers: Payload | None = None
 
 
-_INTERESTING = frozenset({b"LOGIN", b"AUTHENTICATE", b"SELECT", b"EXAMINE", b"APPEND",
-                          b"COMPRESS", b"IDLE", b"LOGOUT", b"LIST", b"UID"})
+_FAST_UID = re.compile(rb"[ (]UID (\d+)", re.I)
+_FAST_ITEM = re.compile(
+    rb"[ (]((?:BODY|BINARY)\[[^\]]*\](?:<\d+>)?|RFC822(?:\.HEADER|\.TEXT)?) ~?\{\d+\}\r?\n\Z", re.I
+)
 
 
 class _Interpreter:
@@ -488,25 +501,24 @@ class _Interpreter:
 
     def client_pieces(self, pieces: list[_Piece]) -> None:
         for piece in pieces:
-            if type(piece) is _Chunk:
+            if len(piece) == 2:
                 if self._client_literal is not None:
-                    self._client_literal.write(piece.data)
-                    if piece.last:
+                    self._client_literal.write(piece[0])
+                    if piece[1]:
                         self._client_literal.finish()
                         self._client_literal = None
-            elif type(piece) is _Line:
-                if piece.first:
-                    self._command_start(piece)
+            elif len(piece) == 3:
+                if piece[2]:
+                    self._command_start(piece[0], piece[1])
                 elif self._command is not None:
-                    self._command_args(self._command, piece.data, 0, piece.literal)
-            else:  # _Cancelled
+                    self._command_args(self._command, piece[0], 0, piece[1])
+            else:  # cancelled
                 if self._client_literal is not None:
                     self._client_literal.discard()
                     self._client_literal = None
                 self._command = None
 
-    def _command_start(self, line: _Line) -> None:
-        data = line.data
+    def _command_start(self, data: bytes, literal: int) -> None:
         if self._sasl is not None and self._sasl.tag in self._commands:
             self._sasl_response(self._sasl, data)
             return
@@ -525,11 +537,11 @@ class _Interpreter:
                 pos = sub.end()
         command = _Command(tag, name)
         self._commands[tag] = command
-        self._command = command if line.literal >= 0 else None
+        self._command = command if literal >= 0 else None
         if name in (b"LOGIN", b"SELECT", b"EXAMINE", b"APPEND", b"AUTHENTICATE"):
             self._command = command
-            self._command_args(command, data, pos, line.literal)
-            if line.literal < 0:
+            self._command_args(command, data, pos, literal)
+            if literal < 0:
                 self._command = None
         elif name == b"IDLE":
             self._idle = command
@@ -630,27 +642,26 @@ class _Interpreter:
 
     def server_pieces(self, pieces: list[_Piece]) -> None:
         for piece in pieces:
-            if type(piece) is _Chunk:
+            if len(piece) == 2:
                 payload = self._server_literal
                 if payload is not None:
-                    payload.write(piece.data)
-                    if piece.last:
+                    payload.write(piece[0])
+                    if piece[1]:
                         payload.finish()
                         self._server_literal = None
-            elif type(piece) is _Line:
-                if piece.first:
-                    self._response_start(piece)
+            elif len(piece) == 3:
+                if piece[2]:
+                    self._response_start(piece[0], piece[1])
                 elif self._fetch is not None:
-                    self._fetch_segment(self._fetch, piece.data, 0, piece.literal)
+                    self._fetch_segment(self._fetch, piece[0], 0, piece[1])
 
-    def _response_start(self, line: _Line) -> None:
-        data = line.data
+    def _response_start(self, data: bytes, literal: int) -> None:
         self._fetch = None
         head = data[:1]
         if head == b"+":
             return
         if head == b"*":
-            self._untagged(line)
+            self._untagged(data, literal)
             return
         tag, _, rest = data.partition(b" ")
         command = self._commands.pop(tag, None)
@@ -695,20 +706,20 @@ class _Interpreter:
             ".", 1
         )[-1] == "DRAFTS"
 
-    def _untagged(self, line: _Line) -> None:
-        data = line.data
+    def _untagged(self, data: bytes, literal: int) -> None:
         word_end = data.find(b" ", 2)
-        word = data[2:word_end if word_end > 0 else None].strip().upper()
-        if word.isdigit():
-            rest = data[word_end + 1 : word_end + 7].upper()
-            if rest == b"FETCH ":
-                fetch = _Fetch(int(word))
+        if data[2:3].isdigit():  # `* n EXISTS`, `* n FETCH (...)`...
+            pos = word_end + 7
+            if data[word_end + 1 : pos].upper() == b"FETCH ":
+                if literal < 0 and data.find(b'"', pos) < 0:
+                    return  # all on one line, no literal, no string: no message in it
+                fetch = _Fetch(int(data[2:word_end]))
                 self._fetch = fetch
-                pos = word_end + 7
                 if data[pos : pos + 1] != b"(":
                     raise ImapSyntaxError(f"FETCH without a list: {data[:60]!r}")
-                self._fetch_segment(fetch, data, pos + 1, line.literal)
+                self._fetch_segment(fetch, data, pos + 1, literal)
             return
+        word = data[2:word_end if word_end > 0 else None].strip().upper()
         if word == b"CAPABILITY":
             caps = parse_capabilities(data)
             if caps is not None:
@@ -726,13 +737,16 @@ class _Interpreter:
                     self.events.append(CapabilityListed(caps))
         elif word in (b"LIST", b"XLIST"):
             # RFC 6154: the \Drafts special-use attribute names the drafts mailbox.
-            if b"\\DRAFTS" in data.upper() and line.literal < 0:
+            if b"\\DRAFTS" in data.upper() and literal < 0:
                 tokens = _tokens(data, 2)
                 if tokens and tokens[-1][0] in ("atom", "quoted"):
                     self._drafts.add(_text(tokens[-1][1]).upper())
 
     def _fetch_segment(self, fetch: _Fetch, data: bytes, pos: int, literal: int) -> None:
         """Read FETCH data items (RFC 9051 §7.5.2) from one line segment."""
+        if data.find(b'"', pos) < 0:
+            self._fetch_segment_fast(fetch, data, pos, literal)
+            return
         for kind, value in _tokens(data, pos):
             if kind == "literal":
                 continue  # handled below, from the framer's count
@@ -773,6 +787,37 @@ class _Interpreter:
             self._server_literal = payload if literal > 0 else None
             if payload is not None and literal == 0:
                 payload.finish()
+
+    def _fetch_segment_fast(self, fetch: _Fetch, data: bytes, pos: int, literal: int) -> None:
+        """The same for a segment without quoted strings, the usual case, without tokenizing.
+
+        With no quoted string in it, every parenthesis in the segment is syntax (those inside a
+        section, as in BODY[HEADER.FIELDS (FROM)], come in pairs), so the depth is a count; and
+        an item whose value is a literal is the atom right before the ``{n}``.
+        """
+        start = pos - 1 if pos else 0
+        depth = fetch.depth + data.count(b"(", pos) - data.count(b")", pos)
+        fetch.depth, fetch.name = depth, None
+        if fetch.uid is None:
+            m = _FAST_UID.search(data, start)
+            if m is not None:
+                fetch.uid = int(m.group(1))
+        if literal >= 0:
+            target = None
+            if depth == 1 and self.keep:
+                m = _FAST_ITEM.search(data, start)
+                if m is not None:
+                    target = _fetch_kind(m.group(1).upper())
+            payload = Payload(literal, self._spill) if target is not None else None
+            if target == "full":
+                fetch.full = payload
+            elif target == "headers":
+                fetch.headers = payload
+            self._server_literal = payload if literal > 0 else None
+            if payload is not None and literal == 0:
+                payload.finish()
+        elif depth <= 0:
+            self._fetch_complete(fetch)
 
     def _fetch_complete(self, fetch: _Fetch) -> None:
         self._fetch = None

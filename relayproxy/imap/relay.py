@@ -531,7 +531,6 @@ class _Session:
             log.exception("IMAP capture failed for %s", member)
             metrics.inc("capture_failures_total", protocol="imap")
             return
-        metrics.inc("messages_captured_total", protocol="imap")
 
     # -- flow control and shutdown --------------------------------------------------------
 

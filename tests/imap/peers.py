@@ -54,8 +54,7 @@ Port {port}
 User {user}
 Pass {password}
 SSLType {ssl_type}
-{certificate}
-AuthMechs LOGIN
+{certificate}AuthMechs LOGIN
 
 IMAPStore remote
 Account remote
@@ -87,7 +86,7 @@ def mbsync_config(
     config = folder / "mbsyncrc"
     config.write_text(MBSYNC_CONFIG.format(
         host=host, port=port, user=user, password=password, ssl_type=ssl_type,
-        certificate=f"CertificateFile {ca}" if ca else "", maildir=maildir,
+        certificate=f"CertificateFile {ca}\n" if ca else "", maildir=maildir,
     ))
     config.chmod(0o600)
     return config
