@@ -116,6 +116,13 @@ def fill(conn: sqlite3.Connection, messages: int, people: int, seed: int = 7) ->
     )
 
 
+def live_message(n: int) -> bytes:
+    return (
+        f"From: Person 1 <person1@freemail.example>\nTo: m0@team.example\nSubject: live {n}\n"
+        f"Message-ID: <live{n}@bench>\nDate: Sun, 31 May 2026 10:00:00 +0000\n\nhello {n}\n"
+    ).encode()
+
+
 async def bench_login(username: str, password: str) -> bool:
     return password == "bench"
 
@@ -202,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 busiest = [f"/people/{rng.randint(1, 20)}" for _ in range(max(20, args.requests // 4))]
                 ok &= report("/people/{id} (busiest 20)", [timed(client, u) for u in busiest])
+                after = []
+                for n in range(max(10, args.requests // 10)):  # live mail: the index folds each batch in
+                    graph.announce([graph.ingest_raw(live_message(n), "m0@team.example", "smtp", now=NOW)])
+                    after.append(timed(client, "/people?sort=strength"))
+                ok &= report("/people after each ingest", after)
         finally:
             server.should_exit = True
             thread.join(10)

@@ -108,8 +108,7 @@ def token(conn: sqlite3.Connection) -> tuple[int, ...]:
     return (_generation, int(row[0]), int(row[1]), int(row[2]))
 
 
-def _load(conn: sqlite3.Connection, now: datetime) -> _Index:
-    people: dict[int, _Person] = {}
+def _companies(conn: sqlite3.Connection) -> dict[int, tuple[str, str, str | None, str | None, list[str]]]:
     companies: dict[int, tuple[str, str, str | None, str | None, list[str]]] = {}
     for cid, name, domain, description, website in conn.execute(
         "SELECT id, name, domain, description, website FROM companies"
@@ -118,33 +117,80 @@ def _load(conn: sqlite3.Connection, now: datetime) -> _Index:
     for domain, cid in conn.execute("SELECT domain, company_id FROM company_domains ORDER BY rowid"):
         if cid in companies:
             companies[cid][4].append(domain)
-    for pid, name, cid in conn.execute("SELECT id, name, company_id FROM people"):
+    return companies
+
+
+def _where(column: str, ids: set[int] | None) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause restricting `column` to `ids` (all rows for None), as one JSON parameter."""
+    if ids is None:
+        return "", ()
+    return f" WHERE {column} IN (SELECT value FROM json_each(?))", (json.dumps(sorted(ids)),)
+
+
+def _load_people(conn: sqlite3.Connection, index: _Index, ids: set[int] | None) -> None:
+    """(Re)load people, their addresses and interaction histories: every one, or `ids`."""
+    companies = index.companies
+    where, params = _where("id", ids)
+    for pid, name, cid in conn.execute(f"SELECT id, name, company_id FROM people{where}", params):
         company = None
         if cid is not None and cid in companies:
             company = {"id": cid, "name": companies[cid][0], "domain": companies[cid][1]}
-        people[int(pid)] = _Person(name, [], company)
-    for address, pid in conn.execute("SELECT address, person_id FROM addresses ORDER BY rowid"):
-        if pid in people:
-            people[pid].emails.append(address)
-    logins = {int(i): login for i, login in conn.execute("SELECT id, login FROM members")}
-    histories: dict[int, dict[str, list[_Row]]] = defaultdict(lambda: defaultdict(list))
+        index.people[int(pid)] = _Person(name, [], company)
+    where, params = _where("person_id", ids)
+    for address, pid in conn.execute(f"SELECT address, person_id FROM addresses{where} ORDER BY rowid", params):
+        if pid in index.people:
+            index.people[pid].emails.append(address)
+    for pid in ids or ():
+        index.histories.pop(pid, None)
     parse = datetime.fromisoformat
+    logins = index.logins
     for member_id, pid, mid, outbound, at, recipients in conn.execute(
-        "SELECT member_id, person_id, message_id, outbound, at, recipients FROM interactions"
+        f"SELECT member_id, person_id, message_id, outbound, at, recipients FROM interactions{where}", params
     ):
-        histories[pid][logins[member_id]].append((at, parse(at), bool(outbound), recipients, mid))
-    return _Index(
+        index.histories[pid][logins[member_id]].append((at, parse(at), bool(outbound), recipients, mid))
+
+
+def _load(conn: sqlite3.Connection, now: datetime) -> _Index:
+    index = _Index(
         token(conn),
         time.monotonic(),
         now,
-        people,
-        histories,
-        logins,
-        companies,
+        {},
+        defaultdict(lambda: defaultdict(list)),
+        {int(i): login for i, login in conn.execute("SELECT id, login FROM members")},
+        _companies(conn),
         visibility.excluded_people(conn),
         visibility.restricted_messages(conn),
         visibility.private_people(conn),
     )
+    _load_people(conn, index, None)
+    return index
+
+
+def _update(conn: sqlite3.Connection, index: _Index, message_ids: list[int]) -> None:
+    """Fold freshly ingested messages into the index: only the people on them are recomputed."""
+    where, params = _where("message_id", set(message_ids))
+    people = {int(r[0]) for r in conn.execute(f"SELECT DISTINCT person_id FROM interactions{where}", params)}
+    people.update(
+        int(r[0])
+        for r in conn.execute(
+            f"SELECT DISTINCT a.person_id FROM participants p JOIN addresses a ON a.address = p.address{where}",
+            params,
+        )
+    )
+    index.logins = {int(i): login for i, login in conn.execute("SELECT id, login FROM members")}
+    index.companies = _companies(conn)
+    index.restricted = visibility.restricted_messages(conn)
+    index.private = visibility.private_people(conn)
+    _load_people(conn, index, people)
+    for pid in people:
+        figures = _figures(index, pid, frozenset()) if pid in index.people and pid not in index.excluded else None
+        if figures is None:
+            index.base.pop(pid, None)
+        else:
+            index.base[pid] = figures
+    index.viewers.clear()
+    index.token = token(conn)
 
 
 def _figures(index: _Index, pid: int, hidden: frozenset[int], dropped: Iterable[str] = ()) -> _Figures | None:
@@ -209,13 +255,25 @@ class Views:
         self.max_age = max_age
         self._index: _Index | None = None
         self._lock = threading.Lock()
+        self._ingested: list[int] = []
+
+    def ingested(self, message_ids: list[int]) -> None:
+        """Ingest added or changed these messages (any thread): the next read folds them in."""
+        with self._lock:
+            self._ingested.extend(message_ids)
 
     # --- the index -----------------------------------------------------------------------
 
     def _current(self, conn: sqlite3.Connection) -> _Index:
         with self._lock:
             index = self._index
-            if index is None or index.token != token(conn) or time.monotonic() - index.built > self.max_age:
+            pending, self._ingested = self._ingested, []
+            fresh = (
+                index is not None and index.token[0] == _generation and time.monotonic() - index.built < self.max_age
+            )
+            if index is not None and fresh and pending:
+                _update(conn, index, pending)
+            if index is None or index.token != token(conn) or not fresh:
                 index = self._index = _load(conn, self._now())
                 for pid in index.people:
                     if pid not in index.excluded:

@@ -109,7 +109,8 @@ def templates() -> Jinja2Templates:
 
 def create_app(settings: Settings, graph: Graph, login_check: LoginCheck, *, views: Views | None = None) -> Starlette:
     """The site for `graph`; `login_check(username, password)` verifies mail credentials."""
-    broker = live.Broker()
+    views = views or Views()
+    broker = live.Broker(views)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -140,7 +141,7 @@ def create_app(settings: Settings, graph: Graph, login_check: LoginCheck, *, vie
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
     app.state.settings = settings
     app.state.graph = graph
-    app.state.views = views or Views()
+    app.state.views = views
     app.state.auth = Authenticator(settings, login_check)
     app.state.templates = templates()
     app.state.broker = broker

@@ -26,7 +26,8 @@ KEEPALIVE = 15.0
 class Broker:
     """Fan-out of ingested message ids to the open event streams."""
 
-    def __init__(self) -> None:
+    def __init__(self, index: views.Views) -> None:
+        self._index = index
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queues: set[asyncio.Queue[list[int]]] = set()
 
@@ -35,7 +36,7 @@ class Broker:
 
     def publish(self, message_ids: list[int]) -> None:
         """Called after each ingested batch (any thread)."""
-        views.changed()
+        self._index.ingested(message_ids)
         loop = self._loop
         if loop is None or loop.is_closed() or not message_ids:
             return
