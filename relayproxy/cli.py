@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except ConfigError as exc:
-        print(f"relayproxy: config error: {exc}", file=sys.stderr)
+        print(f"relayproxy: {exc}", file=sys.stderr)
         return 1
     except CommandError as exc:
         print(f"relayproxy: {exc}", file=sys.stderr)
