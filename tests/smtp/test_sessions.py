@@ -359,3 +359,59 @@ async def test_stop_timeout_says_421_to_sessions_still_busy(
 
     assert (await busy.reply())[0] == 421
     assert not proxy.sessions
+
+
+class GatedCapture(MemoryCapture):
+    """Holds `accepted` until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def accepted(self, ticket: int | None, recipients: object) -> None:
+        await self.gate.wait()
+        await super().accepted(ticket, list(recipients))  # type: ignore[call-overload]
+
+
+async def test_capture_marks_accepted_before_the_client_hears_250(
+    smtp_upstream: StartUpstream, smtp_proxy: StartProxy
+) -> None:
+    upstream = await smtp_upstream()
+    capture = GatedCapture()
+    proxy = await smtp_proxy(upstream, capture=capture, tls=False)
+    wire = await session(proxy.port)
+    await wire.login("alice@example.com", "alice-pw")
+    assert (await wire.cmd("MAIL FROM:<alice@example.com>"))[0] == 250
+    assert (await wire.cmd("RCPT TO:<bob@example.net>"))[0] == 250
+    assert (await wire.cmd("DATA"))[0] == 354
+    wire.send(b"Subject: gated\r\n\r\n.\r\n")
+
+    await upstream.wait_for_messages(1)
+    reply = asyncio.create_task(wire.line())
+    done, _ = await asyncio.wait([reply], timeout=0.2)
+    assert not done and capture.messages[0].state == "pending"
+
+    capture.gate.set()
+    assert (await reply).startswith("250")
+    assert capture.messages[0].state == "accepted"
+
+
+async def test_client_leaving_after_its_final_dot_still_gets_the_message_captured(
+    smtp_upstream: StartUpstream, smtp_proxy: StartProxy
+) -> None:
+    upstream = await smtp_upstream()
+    capture = GatedCapture()  # holds the verdict's recording until the client has gone
+    proxy = await smtp_proxy(upstream, capture=capture, tls=False)
+    wire = await session(proxy.port)
+    await wire.login("alice@example.com", "alice-pw")
+    assert (await wire.cmd("MAIL FROM:<alice@example.com>"))[0] == 250
+    assert (await wire.cmd("RCPT TO:<bob@example.net>"))[0] == 250
+    assert (await wire.cmd("DATA"))[0] == 354
+    wire.send(b"Subject: and gone\r\n\r\n.\r\n")
+    await upstream.wait_for_messages(1)
+    wire.writer.transport.abort()
+    await until(lambda: all(s.transport is None for s in proxy.sessions))
+
+    capture.gate.set()
+    await until(lambda: not proxy.sessions)
+    assert [m.state for m in capture.messages] == ["accepted"]
