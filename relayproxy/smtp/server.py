@@ -82,6 +82,12 @@ class SmtpProxy:
     async def start(self) -> None:
         """Bind the listeners; raises ConfigError naming the key when that cannot be done."""
         self._loop = asyncio.get_running_loop()
+        # aiosmtpd logs every command line at INFO ("mail.log"). It masks AUTH's argument, but
+        # a line sent after a sign-in ended early (a password answering no challenge) would be
+        # logged as an unknown command; keep it to warnings unless someone chose otherwise.
+        aiosmtpd_log = logging.getLogger("mail.log")
+        if aiosmtpd_log.level == logging.NOTSET:
+            aiosmtpd_log.setLevel(logging.WARNING)
         self.server_tls = server_context(self.settings)
         # One verifying context for every upstream connection: building one loads the CA store.
         self.upstream_tls = upstream_context(self.settings)

@@ -415,3 +415,26 @@ async def test_client_leaving_after_its_final_dot_still_gets_the_message_capture
     capture.gate.set()
     await until(lambda: not proxy.sessions)
     assert [m.state for m in capture.messages] == ["accepted"]
+
+
+async def test_a_port_in_use_is_a_config_error_naming_the_key(certs: Certs) -> None:
+    import dataclasses
+
+    import pytest
+
+    from relayproxy.config import ConfigError, HostPort
+    from relayproxy.smtp.server import SmtpProxy
+    from tests.smtp.conftest import make_settings
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = make_settings("127.0.0.1:25", certs, tls=False)
+        listen = HostPort("127.0.0.1", port)
+        settings = dataclasses.replace(settings, smtp=dataclasses.replace(settings.smtp, listen=listen))
+        proxy = SmtpProxy(settings, MemoryCapture())
+        with pytest.raises(ConfigError) as error:
+            await proxy.start()
+    assert error.value.key == "smtp.listen"
+    assert f"127.0.0.1:{port}" in str(error.value)
