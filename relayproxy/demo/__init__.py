@@ -1,0 +1,1 @@
+"""The two-minute demo and the throwaway peers it shares with the tests."""
