@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace, folder: Path, certs: Certs, dovecot: Dovecot, started: float) -> int:
-    upstream = DeliveringUpstream({k: v[1] for k, v in TEAM.items()}, ("example.com",), (dovecot.host, dovecot.lmtp_port))
+    passwords = {login: password for login, (_, password, _) in TEAM.items()}
+    upstream = DeliveringUpstream(passwords, ("example.com",), (dovecot.host, dovecot.lmtp_port))
     smtp_port = await upstream.start(HOST)
     config_path = write_config(folder, certs, dovecot, smtp_port, _port(args.web_port))
     log = (folder / "serve.log").open("wb")
@@ -284,13 +285,15 @@ async def _run(args: argparse.Namespace, folder: Path, certs: Certs, dovecot: Do
                 break
             await asyncio.sleep(0.2)
         counts = _counts(traffic)
+        imap, smtp = traffic.settings.imap.listen, traffic.settings.smtp.listen
         print(
             f"relayproxy demo: ready in {time.monotonic() - started:.0f} s — {counts['messages']} messages, "
-            f"{counts['people']} people, {counts['companies']} companies (sent with swaks and smtplib, read with {reader}).\n"
+            f"{counts['people']} people, {counts['companies']} companies "
+            f"(sent with swaks and smtplib, read with {reader}).\n"
             f"\n  Web site:  http://{web.host}:{web.port}/\n"
             f"  Sign in:   alice@example.com / alice-demo   (or bob@example.com / bob-demo)\n"
-            f"  IMAP proxy {traffic.settings.imap.listen} (STARTTLS), SMTP proxy {traffic.settings.smtp.listen} (STARTTLS); "
-            f"CA certificate {certs.ca}\n  Config {config_path}; log {folder / 'serve.log'}\n",
+            f"  IMAP proxy {imap} (STARTTLS), SMTP proxy {smtp} (STARTTLS); CA certificate {certs.ca}\n"
+            f"  Config {config_path}; log {folder / 'serve.log'}\n",
             flush=True,
         )
         if not args.exit:

@@ -16,7 +16,6 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-
 # aiosmtpd warns about its own use of a deprecated attribute on every AUTH.
 warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
 
