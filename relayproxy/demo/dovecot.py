@@ -226,7 +226,7 @@ def start_dovecot(certs: Certs, folder: Path | None = None, host: str = HOST) ->
     os.chown(base / "mail", uid, gid) if os.geteuid() == 0 else None
     shutil.copy(certs.cert, base / "tls" / "cert.pem")
     shutil.copy(certs.key, base / "tls" / "key.pem")
-    ports = set()
+    ports: set[int] = set()
     while len(ports) < 3:
         ports.add(free_port())
     port, tls_port, lmtp_port = sorted(ports)
