@@ -139,6 +139,12 @@ def start(role: str, *args: str) -> tuple[subprocess.Popen[str], int]:
     return process, int(line)
 
 
+def cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def blast(port: int, messages: int, sessions: int, size: int) -> float:
     """Run smtp-source; return messages per second."""
     began = time.perf_counter()
@@ -196,9 +202,13 @@ def main() -> None:
             blast(proxy_port, 200, args.sessions, args.size)
             direct: list[float] = []
             proxied: list[float] = []
+            proxy_cpu = sink_cpu = 0.0
             for round_ in range(args.rounds):
                 direct.append(blast(sink_port, args.messages, args.sessions, args.size))
+                before = cpu(proxy.pid), cpu(sink.pid)
                 proxied.append(blast(proxy_port, args.messages, args.sessions, args.size))
+                proxy_cpu += cpu(proxy.pid) - before[0]
+                sink_cpu += cpu(sink.pid) - before[1]
                 print(f"round {round_ + 1}: direct {direct[-1]:.0f} msg/s, "
                       f"through relayproxy {proxied[-1]:.0f} msg/s", flush=True)
             lat_direct = sequential(sink_port, args.sequential, args.size)
@@ -219,6 +229,9 @@ def main() -> None:
         print(f"  through relayproxy:       {p:7.0f} messages/s")
         print(f"  ratio:                    {p / d:7.2f}   (target >= 0.60)")
         print(f"  proxy peak RSS:           {peak.peak / 2**20:7.1f} MB (target <= 150)")
+        per = 1000 / (args.rounds * args.messages)
+        print(f"  CPU per proxied message:  proxy {proxy_cpu * per:.2f} ms, "
+              f"sink {sink_cpu * per:.2f} ms ({os.cpu_count()} cores)")
         print(f"one session, {args.sequential} messages in a row (median per message)")
         print(f"  direct:                   {md:7.2f} ms")
         print(f"  through relayproxy:       {mp:7.2f} ms")
