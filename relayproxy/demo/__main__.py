@@ -215,14 +215,14 @@ class Traffic:
                 rc = self.folder / "clients" / f"{member}.mbsyncrc"
                 rc.write_text(
                     f"IMAPAccount demo\nHost localhost\nPort {imap.port}\nUser {member}\nPass {password}\n"
-                    f"TLSType STARTTLS\nCertificateFile {self.certs.ca}\nAuthMechs LOGIN\n\n"
+                    f"SSLType STARTTLS\nCertificateFile {self.certs.ca}\nAuthMechs LOGIN\n\n"
                     f"IMAPStore remote\nAccount demo\n\nMaildirStore local\nPath {local}/\nInbox {local}/INBOX\n"
                     f"SubFolders Verbatim\n\nChannel all\nFar :remote:\nNear :local:\nPatterns *\n"
                     f"Create Near\nSync Pull\nSyncState *\n"
                 )
                 result = subprocess.run([mbsync, "-c", str(rc), "-a"], capture_output=True, text=True, timeout=120)
-                if result.returncode != 0 and "TLSType" in result.stderr:  # older isync: SSLType
-                    rc.write_text(rc.read_text().replace("TLSType", "SSLType"))
+                if result.returncode != 0 and "SSLType" in result.stderr:  # isync 1.5 renamed it
+                    rc.write_text(rc.read_text().replace("SSLType", "TLSType"))
                     result = subprocess.run([mbsync, "-c", str(rc), "-a"], capture_output=True, text=True, timeout=120)
                 if result.returncode == 0:
                     continue

@@ -28,6 +28,7 @@ class DeliveringUpstream:
     local_domains: tuple[str, ...]
     lmtp: tuple[str, int]
     sent_out: list[tuple[str, list[str]]] = field(default_factory=list)
+    accepted: list[bytes] = field(default_factory=list)  # every message answered 250, as received
     server: asyncio.Server | None = None
 
     def authenticate(
@@ -45,6 +46,7 @@ class DeliveringUpstream:
         if local:
             await asyncio.to_thread(self._deliver, envelope.mail_from or "", local, content)
         self.sent_out.append((envelope.mail_from or "", [r for r in envelope.rcpt_tos if r not in local]))
+        self.accepted.append(content)
         return "250 2.0.0 OK: queued"
 
     def _deliver(self, sender: str, recipients: list[str], content: bytes) -> None:
