@@ -118,8 +118,9 @@ def write_config(folder: Path, certs: Certs, members: dict[str, str], smtp_port:
     imap_upstream = f'upstream = "{HOST}:{dovecot.tls_port}"\nupstream_security = "tls"' if dovecot else (
         f'upstream = "{HOST}:9"\nupstream_security = "none"'
     )
+    levels = sharing or {}
     team = "".join(
-        f'\n[[team.members]]\nlogin = "{login}"\naddresses = ["{login}"]\nsharing = "{(sharing or {}).get(login, "full")}"\n'
+        f'\n[[team.members]]\nlogin = "{login}"\naddresses = ["{login}"]\nsharing = "{levels.get(login, "full")}"\n'
         for login in members
     )
     text = f"""
