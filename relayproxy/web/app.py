@@ -7,9 +7,6 @@ one security-headers middleware (a CSP with no inline script, nosniff, no framin
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -112,15 +109,6 @@ def create_app(settings: Settings, graph: Graph, login_check: LoginCheck, *, vie
     views = views or Views()
     broker = live.Broker(views)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        broker.start(asyncio.get_running_loop())
-        unsubscribe = graph.subscribe(broker.publish)
-        try:
-            yield
-        finally:
-            unsubscribe()
-
     routes: list[Any] = [
         *pages.routes,
         *api.routes,
@@ -138,7 +126,10 @@ def create_app(settings: Settings, graph: Graph, login_check: LoginCheck, *, vie
         ),
     ]
     handlers: dict[Any, Any] = {NotSignedIn: not_signed_in, TooManyAttempts: too_many, HTTPException: http_error}
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
+    # Subscribed here, not in a lifespan: `relayproxy serve` mounts this app, and Starlette
+    # does not run a mounted app's lifespan.
+    graph.subscribe(broker.publish)
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.settings = settings
     app.state.graph = graph
     app.state.views = views

@@ -31,8 +31,6 @@ class Broker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queues: set[asyncio.Queue[list[int]]] = set()
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
 
     def publish(self, message_ids: list[int]) -> None:
         """Called after each ingested batch (any thread)."""
@@ -47,6 +45,8 @@ class Broker:
             queue.put_nowait(message_ids)
 
     def open(self) -> asyncio.Queue[list[int]]:
+        """A queue for one stream (on the event loop: that is the loop `publish` hands ids to)."""
+        self._loop = asyncio.get_running_loop()
         queue: asyncio.Queue[list[int]] = asyncio.Queue()
         self._queues.add(queue)
         return queue
