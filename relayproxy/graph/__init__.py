@@ -17,6 +17,7 @@ import fast_mail_parser
 from relayproxy.config import Settings
 from relayproxy.graph import journal
 from relayproxy.graph.blobs import BlobStore
+from relayproxy.graph.enrichment import findings_for
 from relayproxy.graph.ingest import (
     Ingested,
     Ingestor,
@@ -163,6 +164,7 @@ def prepare_many(items: Sequence[tuple[bytes, Seen, str | None]], blobs: BlobSto
     for (raw, seen, origin), result in zip(items, parsed, strict=True):
         try:
             mail = fill_from_fast(raw, result)
+            mail.enrichment = findings_for(mail)  # enrichment (issue 8): before the writers drop bytes
             writes.append(_FILE_WRITERS.submit(store_attachments, mail, blobs))
             mail.main_text = main_text(mail.text)
             prepared.append(Prepared(raw, seen, mail, origin=origin))

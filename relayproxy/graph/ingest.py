@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from relayproxy.config import Member
 from relayproxy.graph.blobs import BlobStore
 from relayproxy.graph.companies import company_domain, company_name
+from relayproxy.graph.enrichment import findings_for
 from relayproxy.graph.identity import (
     Team,
     clean_display_name,
@@ -55,6 +56,7 @@ def prepare(raw: bytes, blobs: BlobStore | None, *, headers_only: bool = False) 
     """Parse `raw` and store its attachments; raises UnparsableMail for non-mail."""
     mail = parse_headers(raw) if headers_only else parse(raw)
     if mail.has_body:
+        mail.enrichment = findings_for(mail)  # enrichment (issue 8): off the writer, before bytes go
         store_attachments(mail, blobs)
         mail.main_text = main_text(mail.text)
     return mail

@@ -19,11 +19,14 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fast_mail_parser
 
 from relayproxy.graph.text import html_to_text
+
+if TYPE_CHECKING:  # enrichment (issue 8)
+    from relayproxy.graph.enrichment import Findings
 
 # Headers the graph reads; everything else stays in the raw bytes.
 _WANTED = (
@@ -70,6 +73,7 @@ class ParsedMail:
     has_body: bool = True
     size: int = 0
     main_text: str = ""
+    enrichment: Findings | None = None  # what the sender's signature and vCards say (issue 8)
 
     def header(self, name: str) -> str:
         """The first value of header `name` (lower-case), or ""."""
