@@ -10,6 +10,7 @@ SMTP, per message:
 
 IMAP, per message seen in a FETCH response or an APPEND:
     capture.received(raw, member, "imap-fetch" | "imap-append" | "imap-headers")   # never awaited; never blocks
+    capture.received_file(file, size, member, source)   # the same for a literal spilled to a file
 
 Every method swallows its own failures (logs and counts them): the mail must flow whatever
 happens to capture. `pending` returns None when it could not journal; `accepted`/`refused`
@@ -22,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from relayproxy import metrics
 
@@ -51,6 +52,10 @@ class Capture(Protocol):
 
     def received(self, raw: bytes, member: str, source: str) -> None:
         """Hand over a message seen over IMAP; returns at once, journalling happens on the side."""
+        ...
+
+    def received_file(self, file: BinaryIO, size: int, member: str, source: str) -> None:
+        """Like `received`, for a message spilled to a file: capture owns `file` and closes it."""
         ...
 
 
@@ -91,6 +96,11 @@ class MemoryCapture:
         if not self.fail:
             self.messages.append(CapturedMessage(raw, member, source, (), "accepted"))
 
+    def received_file(self, file: BinaryIO, size: int, member: str, source: str) -> None:
+        with file:
+            file.seek(0)
+            self.received(file.read(), member, source)
+
     def accepted_messages(self) -> list[CapturedMessage]:
         return [m for m in self.messages if m.state == "accepted"]
 
@@ -98,9 +108,11 @@ class MemoryCapture:
 class JournalCapture:
     """The real Capture: journals into the graph database, then wakes the ingest worker.
 
-    IMAP hand-overs are journalled by background tasks so the relay never waits; at most
-    `max_inflight_bytes` of them are held at once, beyond which a capture is dropped and
-    counted rather than letting memory grow without bound.
+    IMAP hand-overs return at once: they are queued and one background task journals whatever
+    has queued up in one writer job, so a mailbox sync costs the relay a list append per
+    message, not a task and a thread hand-off each. At most `max_inflight_bytes` wait at once;
+    beyond that a capture is dropped and counted rather than letting memory grow without bound.
+    A message spilled to a file is copied into the journal in chunks, never held whole here.
     """
 
     def __init__(self, graph: Graph, wake: Callable[[], None] = lambda: None,
@@ -109,11 +121,13 @@ class JournalCapture:
         self.wake = wake
         self.max_inflight_bytes = max_inflight_bytes
         self._inflight_bytes = 0
+        self._queue: list[tuple[bytes, str, str]] = []
+        self._flushing: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     @staticmethod
-    def _failed(protocol: str, what: str, exc: BaseException) -> None:
-        metrics.inc("capture_failures_total", protocol=protocol)
+    def _failed(protocol: str, what: str, exc: BaseException, count: int = 1) -> None:
+        metrics.inc("capture_failures_total", count, protocol=protocol)
         log.warning("capture failed: %s (%s: %s); the mail still flows", what, type(exc).__name__, exc)
 
     async def pending(self, raw: bytes, member: str, source: str, recipients: Sequence[str]) -> int | None:
@@ -147,21 +161,41 @@ class JournalCapture:
             self._failed("imap", "capture backlog full", MemoryError("backlog over limit"))
             return
         self._inflight_bytes += len(raw)
-        task = asyncio.get_running_loop().create_task(self._journal(raw, member, source))
+        self._queue.append((raw, member, source))
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    await self.graph.journal_add_many(batch)
+                    metrics.inc("messages_captured_total", len(batch), protocol="imap")
+                    self.wake()
+                except Exception as exc:
+                    self._failed("imap", "journal", exc, len(batch))
+                finally:
+                    self._inflight_bytes -= sum(len(raw) for raw, _, _ in batch)
+        finally:
+            self._flushing = None
+
+    def received_file(self, file: BinaryIO, size: int, member: str, source: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._journal_file(file, size, member, source))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _journal(self, raw: bytes, member: str, source: str) -> None:
+    async def _journal_file(self, file: BinaryIO, size: int, member: str, source: str) -> None:
         try:
-            await self.graph.journal_add(raw, member, source, None, state="accepted")
+            with file:
+                await self.graph.journal_add_file(file, size, member, source)
             metrics.inc("messages_captured_total", protocol="imap")
             self.wake()
         except Exception as exc:
             self._failed("imap", "journal", exc)
-        finally:
-            self._inflight_bytes -= len(raw)
 
     async def flush(self) -> None:
         """Wait until every IMAP hand-over so far is journalled."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._flushing is not None or self._tasks:
+            waiting = [t for t in (self._flushing, *self._tasks) if t is not None]
+            await asyncio.gather(*waiting, return_exceptions=True)

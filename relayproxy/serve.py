@@ -31,7 +31,7 @@ from relayproxy import config, metrics
 from relayproxy.capture import JournalCapture
 from relayproxy.config import ConfigError, Settings
 from relayproxy.graph import Graph, StoreError
-from relayproxy.worker import IngestWorker
+from relayproxy.worker import IngestWorker, default_processes
 
 log = logging.getLogger("relayproxy.serve")
 
@@ -62,7 +62,9 @@ def configure_logging() -> None:
 
 def _bind(key: str, where: config.HostPort) -> socket.socket:
     family = socket.AF_INET6 if ":" in where.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so, and without
+    # it each keep-alive response after the first waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((where.host, where.port))
@@ -98,7 +100,7 @@ class Service:
             self.graph = Graph(settings)
         except StoreError as exc:
             raise ServeError(str(exc)) from None
-        self.worker = IngestWorker(self.graph)
+        self.worker = IngestWorker(self.graph, processes=default_processes())
         self.capture = JournalCapture(self.graph, self.worker.wake)
         self.smtp = SmtpProxy(settings, self.capture)
         self.imap = ImapProxy(settings, self.capture)
@@ -207,6 +209,7 @@ class Service:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         drained = await self.worker.drain(timeout=max(timeout, 10))
+        self.worker.close()
         self.graph.close()
         log.info("stopped%s", "" if drained else "; journal entries left for the next start")
 

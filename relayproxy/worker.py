@@ -1,30 +1,42 @@
 """The ingest worker: moves journalled mail into the graph, in batches, off the proxies' path.
 
-It sleeps until woken (a capture was journalled) or a second passes, takes accepted journal
-entries oldest first, parses them in a thread, and ingests each batch in one writer job that
-also deletes the entries: a message leaves the journal exactly when it enters the graph.
+It sleeps until woken (a capture was journalled) or a second passes, takes the ids of accepted
+journal entries oldest first, and has them read and parsed in a worker process (`processes`,
+by default one fewer than the cores): parsing is CPU work in Python, and in this process it
+would compete with the relays for the interpreter. The parse results come back and are
+ingested in one writer job that also deletes the entries, so a message leaves the journal
+exactly when it enters the graph. With `processes=0` parsing runs in a thread instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import multiprocessing
+import os
 import time
+from typing import Any
 
 from relayproxy import metrics
-from relayproxy.graph import Graph, Prepared, Seen, prepare_one
-from relayproxy.graph.queries import parse_iso
+from relayproxy.graph import Graph, Prepared, prepare_journal
 
 log = logging.getLogger("relayproxy.worker")
 _BATCH = 64
 
 
+def default_processes() -> int:
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 class IngestWorker:
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, processes: int = 0) -> None:
         self.graph = graph
+        self.processes = processes
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
+        self._lock = asyncio.Lock()
         self._stopping = False
         self.ingested = 0
 
@@ -32,28 +44,32 @@ class IngestWorker:
         """Called after a capture was journalled."""
         self._wake.set()
 
-    def _prepare(self, limit: int) -> list[Prepared]:
-        batch = []
-        for entry in self.graph.journal_take(limit):
-            seen = Seen(entry.member, entry.source, parse_iso(entry.created_at), entry.recipients)
-            item = prepare_one(
-                entry.raw, seen, self.graph.blobs,
-                headers_only=entry.source == "imap-headers", origin=f"journal entry {entry.id}",
-            )
-            item.journal_id = entry.id
-            batch.append(item)
-        return batch
+    async def _prepare(self, entries: list[Any]) -> list[Prepared]:
+        settings = self.graph.settings.storage
+        args = (settings.database, settings.blobs, entries)
+        if self.processes > 0:
+            if self._pool is None:
+                context = multiprocessing.get_context("spawn")
+                self._pool = concurrent.futures.ProcessPoolExecutor(self.processes, mp_context=context)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, prepare_journal, *args)
+            except concurrent.futures.process.BrokenProcessPool:
+                log.error("the ingest worker process died; parsing in this process from now on")
+                self.processes, self._pool = 0, None
+        return await asyncio.to_thread(prepare_journal, *args)
 
     async def step(self) -> int:
         """Ingest one batch; returns how many entries it took."""
-        batch = await asyncio.to_thread(self._prepare, _BATCH)
-        if not batch:
-            return 0
-        results = await self.graph.store.write(lambda conn: self.graph.write_prepared(conn, batch))
+        async with self._lock:
+            entries = await asyncio.to_thread(self.graph.journal_refs, _BATCH)
+            if not entries:
+                return 0
+            batch = await self._prepare(entries)
+            results = await self.graph.store.write(lambda conn: self.graph.write_prepared(conn, batch))
         self.graph.announce(results)
         self.ingested += len(batch)
         metrics.inc("ingested_total", len(batch))
-        return len(batch)
+        return len(entries)
 
     async def run(self) -> None:
         """Ingest until stopped; a failing batch is logged and retried after a pause."""
@@ -67,10 +83,8 @@ class IngestWorker:
                 await asyncio.sleep(1)
             if taken:
                 continue
-            self._idle.set()
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            self._idle.clear()
 
     async def drain(self, timeout: float = 30.0) -> bool:
         """Ingest everything journalled so far; True when the journal is empty."""
@@ -83,3 +97,9 @@ class IngestWorker:
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+
+    def close(self) -> None:
+        """Release the worker processes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -9,6 +9,8 @@ from __future__ import annotations
 import concurrent.futures
 import sqlite3
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import BinaryIO
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -130,6 +132,15 @@ class Graph:
             lambda conn: journal.add(conn, raw, member, source, recipients, state=state, now=now)
         )
 
+    async def journal_add_many(self, items: Sequence[tuple[bytes, str, str]]) -> None:
+        """Journal messages read over IMAP: (raw, member, source) each, in one transaction."""
+        now = now_utc()
+        await self.store.write(lambda conn: journal.add_many(conn, items, now=now))
+
+    async def journal_add_file(self, file: BinaryIO, size: int, member: str, source: str) -> int:
+        now = now_utc()
+        return await self.store.write(lambda conn: journal.add_file(conn, file, size, member, source, now=now))
+
     async def journal_accept(self, entry_id: int, recipients: Sequence[str]) -> None:
         await self.store.write(lambda conn: journal.accept(conn, entry_id, recipients))
 
@@ -139,13 +150,53 @@ class Graph:
     def journal_recover(self) -> int:
         return self.store.write_sync(journal.recover)
 
-    def journal_take(self, limit: int, after: int = 0) -> list[journal.Entry]:
+    def journal_refs(self, limit: int) -> list[journal.Entry]:
+        """Accepted entries waiting for ingest, without their bytes."""
         with self.store.read() as conn:
-            return journal.take(conn, limit, after)
+            return journal.refs(conn, limit)
 
     def journal_lag(self) -> int:
         with self.store.read() as conn:
             return journal.lag(conn)
+
+
+def prepare_journal(database: Path, blobs_root: Path, entries: Sequence[journal.Entry]) -> list[Prepared]:
+    """Read and parse journal entries (in an ingest worker process, or a thread).
+
+    Only the parse results travel back: the bytes are read here from the database and dropped
+    once parsed, so the serving process never holds a large message.
+    """
+    from relayproxy.graph.queries import parse_iso
+    from relayproxy.graph.store import connect
+
+    blobs = BlobStore(blobs_root)
+    prepared: list[Prepared] = []
+    full: list[tuple[bytes, Seen, str | None]] = []
+    full_ids: list[int] = []
+    conn = connect(database, readonly=True)
+    try:
+        for entry in entries:
+            raw = journal.raw(conn, entry.id)
+            if raw is None:
+                continue  # already ingested by an earlier pass
+            seen = Seen(entry.member, entry.source, parse_iso(entry.created_at), entry.recipients)
+            origin = f"journal entry {entry.id}"
+            if entry.source == "imap-headers":
+                item = prepare_one(raw, seen, blobs, headers_only=True, origin=origin)
+                item.journal_id = entry.id
+                prepared.append(item)
+            else:
+                full.append((raw, seen, origin))
+                full_ids.append(entry.id)
+    finally:
+        conn.close()
+    for item, entry_id in zip(prepare_many(full, blobs), full_ids, strict=True):
+        item.journal_id = entry_id
+        prepared.append(item)
+    for item in prepared:
+        if item.mail is not None:
+            item.raw = b""
+    return prepared
 
 
 _FILE_WRITERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="blob-writer")

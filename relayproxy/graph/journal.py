@@ -14,8 +14,11 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO
 
 from relayproxy.graph.ingest import iso
+
+_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,30 @@ def add(
     return int(cursor.lastrowid or 0)
 
 
+def add_many(conn: sqlite3.Connection, items: Sequence[tuple[bytes, str, str]], *, now: datetime) -> None:
+    """Journal several messages read over IMAP (accepted at once: nobody refuses a read)."""
+    created = iso(now)
+    conn.executemany(
+        "INSERT INTO journal (member, source, recipients, state, raw, created_at) VALUES (?, ?, 'null', 'accepted', ?, ?)",
+        [(member, source, raw, created) for raw, member, source in items],
+    )
+
+
+def add_file(conn: sqlite3.Connection, file: BinaryIO, size: int, member: str, source: str, *, now: datetime) -> int:
+    """Journal a message from a file, copied in chunks so it is never whole in memory."""
+    cursor = conn.execute(
+        "INSERT INTO journal (member, source, recipients, state, raw, created_at)"
+        " VALUES (?, ?, 'null', 'accepted', zeroblob(?), ?)",
+        (member, source, size, iso(now)),
+    )
+    entry_id = int(cursor.lastrowid or 0)
+    file.seek(0)
+    with conn.blobopen("journal", "raw", entry_id) as blob:
+        while chunk := file.read(min(_CHUNK, size - blob.tell())):
+            blob.write(chunk)
+    return entry_id
+
+
 def accept(conn: sqlite3.Connection, entry_id: int, recipients: Sequence[str]) -> None:
     conn.execute(
         "UPDATE journal SET state = 'accepted', recipients = ? WHERE id = ?",
@@ -56,6 +83,26 @@ def recover(conn: sqlite3.Connection) -> int:
     return conn.execute("UPDATE journal SET state = 'accepted' WHERE state = 'pending'").rowcount
 
 
+def refs(conn: sqlite3.Connection, limit: int) -> list[Entry]:
+    """Up to `limit` accepted entries, oldest first, without their bytes (`raw` is b"")."""
+    rows = conn.execute(
+        "SELECT id, member, source, recipients, created_at FROM journal WHERE state = 'accepted' ORDER BY id LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [Entry(i, m, s, _recipients(r), b"", c) for i, m, s, r, c in rows]
+
+
+def raw(conn: sqlite3.Connection, entry_id: int) -> bytes | None:
+    """The bytes of one entry, or None when it is gone."""
+    row = conn.execute("SELECT raw FROM journal WHERE id = ?", (entry_id,)).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def _recipients(text: str | None) -> tuple[str, ...] | None:
+    parsed = json.loads(text) if text else None
+    return tuple(parsed) if parsed is not None else None
+
+
 def take(conn: sqlite3.Connection, limit: int, after: int = 0) -> list[Entry]:
     """Up to `limit` accepted entries with id > `after`, oldest first."""
     rows = conn.execute(
@@ -63,11 +110,7 @@ def take(conn: sqlite3.Connection, limit: int, after: int = 0) -> list[Entry]:
         " WHERE state = 'accepted' AND id > ? ORDER BY id LIMIT ?",
         (after, limit),
     ).fetchall()
-    entries = []
-    for entry_id, member, source, recipients, raw, created_at in rows:
-        parsed = json.loads(recipients) if recipients else None
-        entries.append(Entry(entry_id, member, source, tuple(parsed) if parsed is not None else None, raw, created_at))
-    return entries
+    return [Entry(i, m, s, _recipients(r), data, c) for i, m, s, r, data, c in rows]
 
 
 def lag(conn: sqlite3.Connection) -> int:

@@ -72,3 +72,24 @@ async def test_unparsable_journal_entries_are_kept_raw_and_leave_the_journal(gra
     with graph.store.read() as conn:
         assert conn.execute("SELECT raw FROM unparsable").fetchall() == [(b"garbage without headers",)]
     assert graph.journal_lag() == 0
+
+
+async def test_a_spilled_file_is_journalled_in_chunks_and_parsed_in_a_worker_process(graph: Graph) -> None:
+    import tempfile
+
+    body = b"x" * (3 * 1024 * 1024)
+    raw = mail("jane@globex.com", "alice@example.com", mid="big1", body=body.decode())
+    file = tempfile.TemporaryFile()
+    file.write(raw)
+    capture = JournalCapture(graph)
+    capture.received_file(file, len(raw), "alice@example.com", "imap-fetch")
+    await capture.flush()
+    assert file.closed
+    worker = IngestWorker(graph, processes=1)
+    try:
+        assert await worker.drain()
+    finally:
+        worker.close()
+    assert team_counts(graph) == {"jane@globex.com": (0, 1)}
+    with graph.store.read() as conn:
+        assert conn.execute("SELECT size FROM messages").fetchone()[0] == len(raw)
