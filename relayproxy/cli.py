@@ -70,7 +70,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 _CSV_PEOPLE = ["id", "name", "emails", "company", "company_domain", "first_contacted", "last_contacted",
-               "messages_sent", "messages_received", "strength", "strength_by_member"]
+               "messages_sent", "messages_received", "strength", "strength_by_member", "job_title", "phones", "links"]
 _CSV_COMPANIES = ["id", "name", "domain", "people", "first_contacted", "last_contacted", "messages_sent",
                   "messages_received", "strength", "domains", "description", "website"]
 
@@ -81,7 +81,8 @@ def _csv_row(kind: str, item: dict[str, Any]) -> list[Any]:
         by_member = "; ".join(f"{m}: {d}" for m, d in item["strength_by_member"].items())
         return [item["id"], item["name"], " ".join(item["emails"]), company.get("name") or "",
                 company.get("domain") or "", item["first_contacted"] or "", item["last_contacted"] or "",
-                item["messages_sent"], item["messages_received"], item["strength"], by_member]
+                item["messages_sent"], item["messages_received"], item["strength"], by_member,
+                item.get("job_title") or "", " ".join(item.get("phones", [])), " ".join(item.get("links", []))]
     return [item["id"], item["name"], item["domain"], item["people"], item["first_contacted"] or "",
             item["last_contacted"] or "", item["messages_sent"], item["messages_received"], item["strength"],
             " ".join(item["domains"]), item["description"] or "", item["website"] or ""]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from relayproxy.config import Member
+from relayproxy.graph import enrich_store
 from relayproxy.graph.blobs import BlobStore
 from relayproxy.graph.companies import company_domain, company_name
 from relayproxy.graph.enrichment import findings_for
@@ -237,7 +238,20 @@ class Ingestor:
             )
         if not automated:
             self._interactions(conn, message_id, mail, seen, at, now)
+            if (new or completed) and mail.has_body:
+                self._enrich(conn, mail, message_id, at, now)
         return Ingested(message_id, new, completed)
+
+    def _enrich(self, conn: sqlite3.Connection, mail: ParsedMail, message_id: int, at: str, now: str) -> None:
+        """Enrichment (issue 8): store what a person's own mail says about them, found in prepare."""
+        sender = mail.sender
+        if sender is None or not self._team.makes_person(sender.address):
+            return
+        person = self.person_id(conn, sender, now, sender=True)
+        enrich_store.record(
+            conn, person_id=person, address=sender.address, display_name=sender.name,
+            findings=mail.enrichment, message_id=message_id, at=at,
+        )
 
     def _message(
         self, conn: sqlite3.Connection, mail: ParsedMail, at: str, automated: bool, now: str

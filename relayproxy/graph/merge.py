@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from relayproxy.graph import views
+from relayproxy.graph import enrich_store, views
 from relayproxy.graph.ingest import invalidate_caches
 
 
@@ -49,6 +49,7 @@ def merge_people(conn: sqlite3.Connection, keep: int, other: int) -> None:
            FROM interactions WHERE person_id = ? GROUP BY member_id, person_id""",
         (keep,),
     )
+    enrich_store.merge_people(conn, keep, other)  # enrichment (issue 8): facts and overrides follow
     conn.execute("DELETE FROM people WHERE id = ?", (other,))
     invalidate_caches()
     views.changed()

@@ -7,6 +7,7 @@ from the interactions on read, with a fixed `now`, so it decays without any rewr
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
@@ -76,8 +77,8 @@ def people(conn: sqlite3.Connection, now: datetime) -> list[dict[str, Any]]:
     team = {row[0]: row[1:] for row in conn.execute(_TEAM_STATS)}
     strengths = connections(conn, now)
     items = []
-    for person_id, name, company_id, company_name, company_domain in conn.execute(
-        "SELECT p.id, p.name, c.id, c.name, c.domain FROM people p"
+    for person_id, name, company_id, company_name, company_domain, job_title, phones, links in conn.execute(
+        "SELECT p.id, p.name, c.id, c.name, c.domain, p.job_title, p.phones, p.links FROM people p"
         " LEFT JOIN companies c ON c.id = p.company_id ORDER BY p.id"
     ):
         first, last, sent, received = team.get(person_id, (None, None, 0, 0))
@@ -96,6 +97,9 @@ def people(conn: sqlite3.Connection, now: datetime) -> list[dict[str, Any]]:
                 "messages_received": received,
                 "strength": connection.degree,
                 "strength_by_member": {m: s.degree for m, s in sorted(connection.by_member.items())},
+                "job_title": job_title,  # enrichment: effective values (graph/enrich_store.py)
+                "phones": json.loads(phones),
+                "links": json.loads(links),
             }
         )
     return items

@@ -158,6 +158,64 @@ MIGRATIONS: list[list[str]] = [
             tokenize='unicode61 remove_diacritics 2'
         )""",
     ],
+    # 3: enrichment (graph/enrich_store.py): every value found with its provenance, overrides set
+    # by people (they win and survive re-enrichment), display names as used, website fetches; the
+    # effective values live on people and companies so lists read them without joins.
+    [
+        """CREATE TABLE person_facts (
+            person_id INTEGER NOT NULL REFERENCES people(id),
+            field TEXT NOT NULL,                 -- job_title | phone | link | company
+            value TEXT NOT NULL,                 -- phones in E.164, links canonical
+            source TEXT NOT NULL,                -- signature | vcard
+            confidence REAL NOT NULL,
+            message_id INTEGER REFERENCES messages(id),  -- the newest message stating it
+            seen_at TEXT NOT NULL,               -- that message's date
+            first_seen TEXT NOT NULL,
+            times INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (person_id, field, value)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE company_facts (
+            company_id INTEGER NOT NULL REFERENCES companies(id),
+            field TEXT NOT NULL,                 -- name | website
+            value TEXT NOT NULL,
+            source TEXT NOT NULL,                -- signature | organization
+            confidence REAL NOT NULL,
+            message_id INTEGER REFERENCES messages(id),
+            seen_at TEXT NOT NULL,
+            times INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (company_id, field, value)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE overrides (
+            kind TEXT NOT NULL,                  -- person | company
+            entity_id INTEGER NOT NULL,
+            field TEXT NOT NULL,                 -- name, job_title, phones, links | name, description, website
+            value TEXT NOT NULL,                 -- JSON
+            member_id INTEGER REFERENCES members(id),
+            set_at TEXT NOT NULL,
+            PRIMARY KEY (kind, entity_id, field)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE display_names (
+            address TEXT NOT NULL,               -- the sender's address
+            name TEXT NOT NULL,                  -- a display name they used on their own mail
+            times INTEGER NOT NULL DEFAULT 1,
+            last_at TEXT NOT NULL,
+            PRIMARY KEY (address, name)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE websites (
+            domain TEXT PRIMARY KEY,             -- a company's primary domain
+            url TEXT,
+            status TEXT NOT NULL,                -- ok | failed | disallowed
+            error TEXT,
+            title TEXT,
+            description TEXT,
+            logo TEXT,
+            fetched_at TEXT NOT NULL
+        )""",
+        "ALTER TABLE people ADD COLUMN job_title TEXT",
+        "ALTER TABLE people ADD COLUMN phones TEXT NOT NULL DEFAULT '[]'",  # JSON list, E.164
+        "ALTER TABLE people ADD COLUMN links TEXT NOT NULL DEFAULT '[]'",  # JSON list of URLs
+        "ALTER TABLE companies ADD COLUMN logo TEXT",
+    ],
 ]
 
 
