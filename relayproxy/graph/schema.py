@@ -158,6 +158,24 @@ MIGRATIONS: list[list[str]] = [
             tokenize='unicode61 remove_diacritics 2'
         )""",
     ],
+    # 2: history sync progress, per member and mailbox (graph/sync_state.py).
+    [
+        """CREATE TABLE sync_state (
+            member TEXT NOT NULL,                    -- the member's login
+            mailbox TEXT NOT NULL,                   -- the upstream mailbox name
+            uidvalidity INTEGER NOT NULL,            -- UIDs below are only meaningful with it
+            headers_uid INTEGER NOT NULL DEFAULT 0,  -- every UID up to it: headers ingested
+            bodies_uid INTEGER NOT NULL DEFAULT 0,   -- every UID up to it: full message ingested
+            in_window INTEGER NOT NULL DEFAULT 0,    -- messages in the history window at the last search
+            headers_done INTEGER NOT NULL DEFAULT 0,
+            bodies_done INTEGER NOT NULL DEFAULT 0,
+            new_messages INTEGER NOT NULL DEFAULT 0, -- not in the graph before the sync
+            status TEXT NOT NULL DEFAULT 'running',  -- running | done | failed
+            error TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (member, mailbox)
+        ) WITHOUT ROWID""",
+    ],
     # 3: enrichment (graph/enrich_store.py): every value found with its provenance, overrides set
     # by people (they win and survive re-enrichment), display names as used, website fetches; the
     # effective values live on people and companies so lists read them without joins.
