@@ -91,7 +91,9 @@ class Service:
     """Everything `serve` runs, with start and stop in the right order."""
 
     def __init__(self, settings: Settings) -> None:
+        from relayproxy.graph.sync_state import GraphSyncStore
         from relayproxy.imap.relay import ImapProxy
+        from relayproxy.imap.sync import HistorySync
         from relayproxy.smtp.server import SmtpProxy
 
         self.settings = settings
@@ -104,6 +106,9 @@ class Service:
         self.capture = JournalCapture(self.graph, self.worker.wake)
         self.smtp = SmtpProxy(settings, self.capture)
         self.imap = ImapProxy(settings, self.capture)
+        # History sync (issue 7): a member's first sign-in through the proxy backfills their mail.
+        self.history = HistorySync(settings, GraphSyncStore(self.graph))
+        self.imap.on_login = self.history.on_login
         self.web: _WebServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
@@ -187,6 +192,7 @@ class Service:
         self.graph.reload(settings)
         self.smtp.settings = settings
         self.imap.settings = settings
+        self.history.settings = settings
         log.info("reload: %d members", len(settings.members))
 
     def request_stop(self) -> None:
@@ -203,6 +209,7 @@ class Service:
         if self.web is not None:
             self.web.should_exit = True
         await self.capture.flush()
+        await self.history.stop()  # progress is recorded per batch: the next start resumes
         self.worker.stop()
         for task in self._tasks:
             if task.get_name() == "upstream-probe":

@@ -509,6 +509,7 @@ class MailboxReport:
     bodies: int = 0  # whole messages fetched
     new: int = 0  # messages that were not in the graph before
     restarted: bool = False  # UIDVALIDITY changed since the last sync
+    pending: int = 0  # messages whose body is still to fetch
     seconds_headers: float = 0.0
     seconds_bodies: float = 0.0
 
@@ -564,6 +565,9 @@ class HistorySync:
         self._tasks: dict[str, asyncio.Task[SyncReport]] = {}
         self._done: set[str] = set()  # members synced by this process
         metrics.gauge("sync_running", lambda: float(len(self._tasks)))
+        metrics.gauge("sync_pending_messages", lambda: float(sum(
+            box.pending for report in self.reports.values() for box in report.mailboxes.values()
+        )))
 
     # -- entry points ------------------------------------------------------------------------
 
@@ -703,6 +707,7 @@ class HistorySync:
         progress = await self.store.begin(member, mailbox, validity, len(uids))
         box = report.mailboxes.setdefault(mailbox, MailboxReport(mailbox))
         box.in_window = len(uids)
+        box.pending = sum(1 for u in uids if u > progress.bodies_uid) if self.bodies else 0
         if before is not None and before.uidvalidity != validity:
             box.restarted = True
             metrics.inc("sync_restarts_total")
@@ -748,6 +753,8 @@ class HistorySync:
                     self.store.ingest(member, mailbox, messages, headers_only=headers_only, last_uid=uids[-1])
                 )
                 setattr(box, phase, getattr(box, phase) + len(messages))
+                if not headers_only:
+                    box.pending = max(0, box.pending - len(uids))
                 metrics.inc("sync_messages_total", len(messages), phase=phase)
                 await throttle.spend(sum(len(m) for m in messages), len(messages))
             if ingesting is not None:

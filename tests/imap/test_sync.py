@@ -424,3 +424,41 @@ async def test_on_login_starts_one_sync_per_member(
     assert not sync.running(login)
     with sqlite3.connect(graph.settings.storage.database) as conn:
         assert conn.execute("SELECT count(*) FROM sync_state WHERE status = 'done'").fetchone()[0] == 2
+
+
+# --- in `relayproxy serve` -------------------------------------------------------------------
+
+
+def test_serve_backfills_a_member_on_first_sign_in_and_shows_it_in_metrics(
+    dovecot: Dovecot, certs: Any, tmp_path: Path, user: tuple[str, str]
+) -> None:
+    import time
+    import urllib.request
+
+    from tests.e2e.system import Serve, running, write_config
+
+    login, password = user
+    bulk_append(dovecot, login, "INBOX", inbox_mail(login, 40, tag="serve"))
+    bulk_append(dovecot, login, "Sent", sent_mail(login, 10, tag="serve-out"))
+    serve = Serve(tmp_path, write_config(tmp_path, certs, {login: password}, 9, dovecot))
+    with running(serve):
+        settings = serve.settings
+        client = imaplib.IMAP4(settings.imap.listen.host, settings.imap.listen.port)
+        client.login(login, password)  # signs in and leaves: the sync goes on without the client
+        client.logout()
+        deadline = time.monotonic() + 30
+        while True:
+            with sqlite3.connect(settings.storage.database) as conn:
+                done = conn.execute("SELECT count(*) FROM sync_state WHERE status = 'done'").fetchone()[0]
+                bodies = conn.execute("SELECT count(*) FROM messages WHERE has_body = 1").fetchone()[0]
+            if done == 2 and bodies == 50:
+                break
+            assert time.monotonic() < deadline, (done, bodies)
+            time.sleep(0.1)  # another process: polling the database is the only signal
+        web = settings.web_listen
+        with urllib.request.urlopen(f"http://{web.host}:{web.port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    assert 'relayproxy_sync_messages_total{phase="bodies"} 50' in text
+    assert 'relayproxy_sync_runs_total{outcome="done"} 1' in text
+    assert "relayproxy_sync_pending_messages 0.0" in text
+    assert password not in (tmp_path / "serve.log").read_text()
