@@ -17,9 +17,10 @@ times each, and the medians and ratios printed:
 * relayproxy: mbsync → `ImapProxy` with capture on → Dovecot.
 
 Each relay runs in its own process, so nothing shares a GIL with the load. Capture
-(`--capture`): `journal` (default) is the real `JournalCapture`, which journals every fetched
-message into the graph's SQLite database (on the tmpfs) through the graph's single writer
-thread, off the relay's hot path, without ingesting; `drop` counts and discards. Finally one
+(`--capture`): `journal` (default) is capture as `serve` runs it: the real `JournalCapture`
+journals every fetched message into the graph's SQLite database (on the tmpfs) through the
+graph's single writer thread, off the relay's hot path, and the ingest worker parses them in
+its own process and ingests them; `drop` counts and discards. Finally one
 `--big-mb` message is fetched through a fresh proxy process with imaplib, and that process's
 peak RSS (VmHWM) is printed.
 
@@ -120,6 +121,7 @@ def serve_proxy(upstream_port: int, folder: str, capture_kind: str) -> None:
     from relayproxy.config import parse
     from relayproxy.graph import Graph
     from relayproxy.imap.relay import ImapProxy
+    from relayproxy.worker import IngestWorker, default_processes
 
     settings = parse({
         "storage": {"database": f"{folder}/bench.db", "blobs": f"{folder}/blobs"},
@@ -146,38 +148,19 @@ def serve_proxy(upstream_port: int, folder: str, capture_kind: str) -> None:
         def received(self, raw: bytes, member: str, source: str) -> None:
             self.count += 1
 
-    class BatchedJournalCapture(JournalCapture):
-        """JournalCapture handing IMAP messages to the writer in batches: one task and one
-        transaction per event-loop turn instead of per message (an experiment, see report)."""
-
-        def __init__(self, graph: Any) -> None:
-            super().__init__(graph)
-            self._batch: list[tuple[bytes, str, str]] = []
-
-        def received(self, raw: bytes, member: str, source: str) -> None:
-            if not self._batch:
-                asyncio.get_running_loop().call_soon(self._flush)
-            self._batch.append((raw, member, source))
-
-        def _flush(self) -> None:
-            from relayproxy.graph import journal
-            from relayproxy.graph.mail import now_utc
-
-            batch, self._batch = self._batch, []
-            now = now_utc()
-
-            def write(conn: Any) -> None:
-                for raw, member, source in batch:
-                    journal.add(conn, raw, member, source, None, state="accepted", now=now)
-
-            self.graph.store.submit(write)
+        def received_file(self, file: Any, size: int, member: str, source: str) -> None:
+            file.close()
+            self.count += 1
 
     async def main() -> None:
-        graph = Graph(settings, durable=False) if capture_kind.startswith("journal") else None
+        # As serve runs it: the durable journal, and the ingest worker parsing in its own process.
+        graph = Graph(settings) if capture_kind == "journal" else None
         capture: Any = DropCapture()
+        worker: IngestWorker | None = None
         if graph is not None:
-            batched = capture_kind == "journal-batched"
-            capture = BatchedJournalCapture(graph) if batched else JournalCapture(graph)
+            worker = IngestWorker(graph, processes=default_processes())
+            capture = JournalCapture(graph, worker.wake)
+            ingesting = asyncio.create_task(worker.run())
         proxy = ImapProxy(settings, capture)
         await proxy.start()
         print(proxy.port, flush=True)
@@ -185,7 +168,10 @@ def serve_proxy(upstream_port: int, folder: str, capture_kind: str) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
         await proxy.close()
-        if graph is not None:
+        if graph is not None and worker is not None:
+            worker.stop()
+            await ingesting
+            worker.close()
             graph.close()
 
     asyncio.run(main())
@@ -264,7 +250,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--size", type=int, default=30_000)
-    parser.add_argument("--capture", choices=("journal", "journal-batched", "drop"), default="journal")
+    parser.add_argument("--capture", choices=("journal", "drop"), default="journal")
     parser.add_argument("--big-mb", type=int, default=50)
     args = parser.parse_args()
 

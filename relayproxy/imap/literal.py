@@ -62,6 +62,14 @@ class Payload:
         assert self._data is not None
         return self._data
 
+    def take_file(self) -> IO[bytes]:
+        """The spilled file, flushed and rewound; the caller now owns it (and closes it)."""
+        assert self._file is not None, "only a spilled payload has a file"
+        file, self._file = self._file, None
+        file.flush()
+        file.seek(0)
+        return file
+
     def discard(self) -> None:
         """Release the memory or the temporary file."""
         if self._file is not None:
