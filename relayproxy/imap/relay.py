@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from relayproxy import metrics, tls
@@ -42,6 +42,7 @@ from relayproxy.imap.parser import (
     LoggedIn,
     MessageFetched,
 )
+from relayproxy.imap.sync import credentials_from_client
 from relayproxy.imap.upstream import (
     UpstreamUnavailable,
     describe,
@@ -81,6 +82,9 @@ class ImapProxy:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._all_closed = asyncio.Event()
+        # Called as on_login(member, username, password) after the upstream accepted a member's
+        # LOGIN or AUTHENTICATE PLAIN (the history sync, imap/sync.py); the password is not kept.
+        self.on_login: Callable[[str, str, str], None] | None = None
 
     async def start(self) -> None:
         """Bind the listeners; `port` and `tls_port` are then the bound ports."""
@@ -291,6 +295,7 @@ class _Session:
         self._tls_wanted = False
         self._stop_when_quiet = False
         self._greeting = b""  # the upstream's greeting, kept during its STARTTLS
+        self._signin: bytearray | None = bytearray() if proxy.on_login is not None else None
         transport.set_write_buffer_limits(_HIGH_WATER, _LOW_WATER)
         transport.pause_reading()
         proxy.session_opened(self)
@@ -377,6 +382,8 @@ class _Session:
         if upstream is None:
             self._early.append(data)
             return
+        if self._signin is not None and len(self._signin) < 65536:
+            self._signin += data  # until sign-in, for on_login
         if self.blind:
             upstream.write(data)
             return
@@ -499,10 +506,23 @@ class _Session:
                 self.conn.keep_bodies = self.member is not None
                 log.info("IMAP %s signed in from %s (%s)", event.login or "(unknown identity)",
                          self.peer, "capturing" if self.member else "not a member: relay only")
+                self._signed_in()
             elif isinstance(event, CompressionStarted):
                 log.info("IMAP session from %s turned on COMPRESS; relaying blindly", self.peer)
                 self._go_blind()
                 return
+
+    def _signed_in(self) -> None:
+        """Hand the member's credentials to `on_login` (the history sync), then forget them."""
+        signin, self._signin = self._signin, None
+        if signin is None or self.member is None or self.proxy.on_login is None:
+            return
+        credentials = credentials_from_client(bytes(signin))
+        if credentials is not None:
+            try:
+                self.proxy.on_login(self.member, *credentials)
+            except Exception:  # the sync must never hurt the session
+                log.exception("IMAP on_login hook failed for %s", self.member)
 
     def _capture(self, payload: Payload, source: str) -> None:
         member = self.member
