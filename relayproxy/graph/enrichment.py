@@ -20,6 +20,7 @@ commerciale"); the company is a piece that matches the sender's domain or carrie
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -525,21 +526,29 @@ def is_proper_case(name: str) -> bool:
     return bool(letters) and not name.islower() and not name.isupper()
 
 
+def _plain(name: str) -> str:
+    """A name without case, spacing or accents: how clients differ in writing the same name."""
+    decomposed = unicodedata.normalize("NFKD", " ".join(name.split()).casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def choose_display_name(seen: Iterable[tuple[str, int, str]]) -> str | None:
     """The name to show from (display name, times used, last used ISO date) observations.
 
-    The most frequent name (compared case- and space-insensitively) wins, ties to the most
-    recently used; within it, the most recent proper-cased spelling ("Jane Doe" over "JANE DOE").
+    The most frequent name (compared ignoring case, spacing and accents) wins, ties to the most
+    recently used; within it, a proper-cased spelling ("Jane Doe" over "JANE DOE"), then one
+    with its accents (clients drop them, never add them: "Jane Döe" over "Jane Doe"), then the
+    most recent.
     """
     groups: dict[str, list[tuple[str, int, str]]] = {}
     for name, times, last in seen:
         clean = " ".join(name.split())
         if clean:
-            groups.setdefault(clean.casefold(), []).append((clean, times, last))
+            groups.setdefault(_plain(clean), []).append((clean, times, last))
     if not groups:
         return None
     best = max(groups.values(), key=lambda g: (sum(t for _, t, _ in g), max(last for _, _, last in g)))
-    best.sort(key=lambda o: (is_proper_case(o[0]), o[2]), reverse=True)
+    best.sort(key=lambda o: (is_proper_case(o[0]), not o[0].isascii(), o[2]), reverse=True)
     return best[0][0]
 
 

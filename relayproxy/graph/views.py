@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from relayproxy.graph import visibility
+from relayproxy.graph import enrich_store, visibility
 from relayproxy.graph.strength import (
     DEGREES,
     NO_CONNECTION,
@@ -61,6 +61,7 @@ class _Person:
     name: str
     emails: list[str]
     company: dict[str, Any] | None
+    enriched: tuple[str | None, list[str], list[str]] = (None, [], [])  # job title, phones, links
 
 
 @dataclass
@@ -131,11 +132,13 @@ def _load_people(conn: sqlite3.Connection, index: _Index, ids: set[int] | None) 
     """(Re)load people, their addresses and interaction histories: every one, or `ids`."""
     companies = index.companies
     where, params = _where("id", ids)
-    for pid, name, cid in conn.execute(f"SELECT id, name, company_id FROM people{where}", params):
+    for pid, name, cid, title, phones, links in conn.execute(
+        f"SELECT id, name, company_id, job_title, phones, links FROM people{where}", params
+    ):
         company = None
         if cid is not None and cid in companies:
             company = {"id": cid, "name": companies[cid][0], "domain": companies[cid][1]}
-        index.people[int(pid)] = _Person(name, [], company)
+        index.people[int(pid)] = _Person(name, [], company, (title, json.loads(phones), json.loads(links)))
     where, params = _where("person_id", ids)
     for address, pid in conn.execute(f"SELECT address, person_id FROM addresses{where} ORDER BY rowid", params):
         if pid in index.people:
@@ -229,6 +232,9 @@ def _figures(index: _Index, pid: int, hidden: frozenset[int], dropped: Iterable[
         "messages_received": len(received),
         "strength": strongest(s.degree for s in by_member.values()),
         "strength_by_member": {m: s.degree for m, s in sorted(by_member.items())},
+        "job_title": person.enriched[0],  # enrichment (issue 8)
+        "phones": list(person.enriched[1]),
+        "links": list(person.enriched[2]),
     }
     return _Figures(item, team.score, by_member, sent, received)
 
@@ -479,6 +485,7 @@ class Views:
             "messages": messages,
             "attachments": [a for m in messages for a in m["attachments"]],
             "private": private,
+            "enrichment": enrich_store.person_details(conn, person_id),  # issue 8: values with provenance
         }
 
     def company(self, conn: sqlite3.Connection, viewer: Viewer, company_id: int) -> dict[str, Any] | None:
@@ -505,6 +512,7 @@ class Views:
             "people_list": [f.item for f in members],
             "strongest": {"person": best[0], "member": best[1], "strength": best[2].as_dict()} if best else None,
             "messages": message_summaries(conn, viewer, message_ids, limit=50),
+            "enrichment": enrich_store.company_details(conn, company_id),  # issue 8: values with provenance
         }
 
     @staticmethod

@@ -57,6 +57,7 @@ def test_people_item_shape_matches_design(imported: Path, capsys: pytest.Capture
     assert set(people[0]) == {
         "id", "name", "emails", "company", "first_contacted", "last_contacted",
         "messages_sent", "messages_received", "strength", "strength_by_member",
+        "job_title", "phones", "links",  # enrichment (DESIGN.md)
     }
     jane = next(p for p in people if p["emails"] == ["jane@globex.com"])
     assert set(jane["company"]) == {"id", "name", "domain"}

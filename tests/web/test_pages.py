@@ -111,6 +111,9 @@ def test_api_people_item_shape_matches_the_export(alice: TestClient) -> None:
         "messages_received",
         "strength",
         "strength_by_member",
+        "job_title",  # enrichment (DESIGN.md)
+        "phones",
+        "links",
     }
     detail = alice.get(f"/api/people/{item['id']}").json()
     assert {"addresses", "members", "messages"} <= set(detail)
