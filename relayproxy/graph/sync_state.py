@@ -121,6 +121,7 @@ class GraphSyncStore:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
+        self._last_write: asyncio.Future[None] | None = None
 
     async def load(self, member: str, mailbox: str) -> MailboxProgress | None:
         """The recorded progress of `mailbox`, or None when it was never synced."""
@@ -142,8 +143,25 @@ class GraphSyncStore:
         """Ingest one fetched batch and advance the progress to `last_uid` in one transaction.
 
         Returns how many messages were new to the graph (a copy already captured by the proxy,
-        or by an earlier pass, is not).
+        or by an earlier pass, is not). Several calls may be in flight: they parse in parallel
+        but write in the order they were called, and a call whose predecessor failed fails
+        too, so recorded progress never passes a batch that is not in the graph.
         """
+        previous, mine = self._last_write, asyncio.get_running_loop().create_future()
+        self._last_write = mine
+        try:
+            new = await self._ingest(member, mailbox, messages, headers_only, last_uid, previous)
+        except BaseException as exc:
+            mine.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+            mine.exception()  # retrieved: only successors care
+            raise
+        mine.set_result(None)
+        return new
+
+    async def _ingest(
+        self, member: str, mailbox: str, messages: Sequence[bytes], headers_only: bool, last_uid: int,
+        previous: asyncio.Future[None] | None,
+    ) -> int:
         captured = now_utc()
         seen = Seen(member, SOURCE, captured)
         blobs = self.graph.blobs
@@ -155,6 +173,8 @@ class GraphSyncStore:
             return prepare_many([(raw, seen, origin) for raw in messages], blobs)
 
         batch = await asyncio.to_thread(parse)
+        if previous is not None:
+            await asyncio.shield(previous)  # raises when the batch before did not land
         now = iso(captured)
 
         def write(conn: sqlite3.Connection) -> tuple[list[Ingested | None], int]:

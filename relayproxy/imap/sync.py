@@ -48,6 +48,7 @@ import contextlib
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,6 +72,7 @@ log = logging.getLogger("relayproxy.imap.sync")
 HEADER_BATCH = 500  # messages per header FETCH
 BODY_BATCH = 100  # messages per body FETCH at most ...
 BODY_BATCH_BYTES = 8 << 20  # ... and about this many bytes (one bigger message goes alone)
+INFLIGHT = 2  # batches being ingested while the next is fetched
 DEFAULT_BYTES_PER_SECOND = 4_000_000.0
 DEFAULT_MESSAGES_PER_SECOND = 1_000.0
 
@@ -738,33 +740,33 @@ class HistorySync:
         self, client: _Client, member: str, mailbox: str, chunks: Iterator[list[int]], headers_only: bool,
         box: MailboxReport, throttle: Throttle,
     ) -> None:
-        """Fetch batch after batch, ingesting one while the next is fetched (one in flight)."""
+        """Fetch batch after batch while earlier ones are ingested (`INFLIGHT` at most; the
+        store writes them in order)."""
         item = "BODY.PEEK[HEADER]" if headers_only else "BODY.PEEK[]"
         phase = "headers" if headers_only else "bodies"
-        ingesting: asyncio.Task[int] | None = None
+        ingesting: deque[asyncio.Future[int]] = deque()
         try:
             for uids in chunks:
                 response = await client.uid("fetch", sequence_set(uids), f"(UID {item})")
                 _check(response, "UID FETCH")
                 messages = [raw for _, raw in fetched_messages(response.lines)]
-                if ingesting is not None:
-                    box.new += await ingesting
-                ingesting = asyncio.ensure_future(
+                while len(ingesting) >= INFLIGHT:
+                    box.new += await ingesting.popleft()
+                ingesting.append(asyncio.ensure_future(
                     self.store.ingest(member, mailbox, messages, headers_only=headers_only, last_uid=uids[-1])
-                )
+                ))
                 setattr(box, phase, getattr(box, phase) + len(messages))
                 if not headers_only:
                     box.pending = max(0, box.pending - len(uids))
                 metrics.inc("sync_messages_total", len(messages), phase=phase)
                 await throttle.spend(sum(len(m) for m in messages), len(messages))
-            if ingesting is not None:
-                box.new += await ingesting
-                ingesting = None
+            while ingesting:
+                box.new += await ingesting.popleft()
         finally:
-            if ingesting is not None and not ingesting.done():
-                # Let the batch in the writer land (its progress is recorded with it).
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(ingesting)
+            # Let batches already handed over land (their progress is recorded with them).
+            for future in ingesting:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(future)
 
 
 def _check(response: Any, what: str) -> None:

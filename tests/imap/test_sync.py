@@ -396,8 +396,11 @@ async def test_the_proxy_calls_on_login_with_the_session_credentials(
     proxy.on_login = lambda member, username, secret: seen.append((member, username, secret))
     await proxy.start()
     try:
+        port = proxy.port
+        assert port is not None
+
         def session() -> None:
-            client = imaplib.IMAP4("127.0.0.1", proxy.port)
+            client = imaplib.IMAP4("127.0.0.1", port)
             if mechanism == "LOGIN":
                 client.login(login, password)
             else:
@@ -440,7 +443,7 @@ def test_serve_backfills_a_member_on_first_sign_in_and_shows_it_in_metrics(
     login, password = user
     bulk_append(dovecot, login, "INBOX", inbox_mail(login, 40, tag="serve"))
     bulk_append(dovecot, login, "Sent", sent_mail(login, 10, tag="serve-out"))
-    serve = Serve(tmp_path, write_config(tmp_path, certs, {login: password}, 9, dovecot))
+    serve = Serve(tmp_path, write_config(tmp_path, certs, {login: password}, 9, dovecot))  # type: ignore[arg-type]
     with running(serve):
         settings = serve.settings
         client = imaplib.IMAP4(settings.imap.listen.host, settings.imap.listen.port)
