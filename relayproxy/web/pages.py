@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from relayproxy.graph import merge, settings, views
+from relayproxy.graph import enrich_store, merge, settings, views
 from relayproxy.graph.ingest import iso
 from relayproxy.graph.strength import DEGREES
 from relayproxy.graph.visibility import LEVELS, at_least
@@ -227,7 +227,7 @@ def csv_response(text: str, filename: str) -> Response:
 async def write(request: Request, fn: Any) -> Any:
     try:
         return await request.app.state.graph.store.write(fn)
-    except (settings.SettingError, merge.MergeError) as exc:
+    except (settings.SettingError, merge.MergeError, enrich_store.OverrideError) as exc:
         raise HTTPException(422, str(exc)) from None
 
 
@@ -298,6 +298,25 @@ async def merge_people(request: Request) -> Response:
     return see_other(f"/people/{keep}")
 
 
+async def correct_enrichment(request: Request) -> Response:
+    """Override (or, with `clear`, drop the override of) one enriched field of a person or company."""
+    who = await viewer(request)
+    form = await csrf.checked_form(request)
+    kind = "person" if request.url.path.startswith("/people/") else "company"
+    entity, field = request.path_params["id"], str(form.get("field", ""))
+    index: views.Views = request.app.state.views
+    shown = index.person if kind == "person" else index.company
+    if await read(request, lambda conn: shown(conn, who, entity)) is None:
+        raise HTTPException(404, f"No such {kind}, or not one you may see.")
+    if form.get("clear"):
+        await write(request, lambda conn: enrich_store.clear_override(conn, kind, entity, field))
+    else:
+        value, now = str(form.get("value", "")), iso(views.now_utc())
+        await write(request, lambda conn: enrich_store.set_override(
+            conn, kind, entity, field, value, member_id=who.id, now=now))
+    return see_other(f"/{'people' if kind == 'person' else 'companies'}/{entity}")
+
+
 routes = [
     Route("/login", login_form, methods=["GET"]),
     Route("/login", login, methods=["POST"]),
@@ -311,6 +330,8 @@ routes = [
     Route("/companies", companies),
     Route("/companies.csv", companies_csv),
     Route("/companies/{id:int}", company),
+    Route("/people/{id:int}/enrichment", correct_enrichment, methods=["POST"]),  # issue 8
+    Route("/companies/{id:int}/enrichment", correct_enrichment, methods=["POST"]),
     Route("/messages/{id:int}", message),
     Route("/messages/{id:int}/private", message_private, methods=["POST"]),
     Route("/messages/{id:int}/attachments/{attachment:int}", attachment),
