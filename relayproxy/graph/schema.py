@@ -130,8 +130,8 @@ MIGRATIONS: list[list[str]] = [
             source TEXT NOT NULL,
             recipients TEXT NOT NULL DEFAULT '[]',   -- JSON list of envelope recipients
             state TEXT NOT NULL,                     -- pending | accepted
-            raw BLOB NOT NULL,
-            created_at TEXT NOT NULL
+            created_at TEXT NOT NULL,
+            raw BLOB NOT NULL                        -- last: SQLite writes a zeroblob lazily only there
         )""",
         """CREATE TABLE unparsable (
             id INTEGER PRIMARY KEY,
@@ -139,8 +139,8 @@ MIGRATIONS: list[list[str]] = [
             source TEXT NOT NULL,
             origin TEXT,
             error TEXT NOT NULL,
-            raw BLOB NOT NULL,
-            created_at TEXT NOT NULL
+            created_at TEXT NOT NULL,
+            raw BLOB NOT NULL
         )""",
         """CREATE TABLE exclusions (
             pattern TEXT PRIMARY KEY,              -- an address, or a domain
