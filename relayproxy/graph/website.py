@@ -169,5 +169,9 @@ def refresh_sites(
     domains = read(lambda conn: due(conn, now, max_age, limit))
     for domain in domains:
         info = fetch_site(base_for(domain))
-        write(lambda conn, d=domain, i=info: record_site(conn, d, i, now))
+
+        def store(conn: sqlite3.Connection, domain: str = domain, info: SiteInfo = info) -> None:
+            record_site(conn, domain, info, now)
+
+        write(store)
     return len(domains)
