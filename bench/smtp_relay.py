@@ -5,7 +5,8 @@
 Theory of operation: three processes so no Python code shares a GIL with another — an aiosmtpd
 sink (accepts and discards), the relayproxy SMTP proxy relaying to that sink with a
 `JournalCapture` on a graph database on disk (durable: SQLite synchronous=FULL, so every
-journal commit is fsynced; concurrent sessions share commits), and the load: Postfix's
+journal commit is fsynced; concurrent sessions share commits) and the ingest worker ingesting
+as mail arrives, parsing in its own process, as `serve` runs them — and the load: Postfix's
 `smtp-source` (C) sending `--messages` messages of 20 KB over `--sessions` parallel sessions.
 Runs alternate direct / proxied (A B A B ...) and the medians are reported, because timings on
 these machines are noisy. Then one session sends 200 messages one after another with smtplib,
@@ -72,6 +73,7 @@ def run_proxy(sink_port: int, folder: Path, capture_kind: str) -> None:
     from relayproxy.graph import Graph
     from relayproxy.smtp.server import SmtpProxy
     from relayproxy.smtp.session import RelaySession
+    from relayproxy.worker import IngestWorker, default_processes
 
     settings = parse(
         {
@@ -90,7 +92,10 @@ def run_proxy(sink_port: int, folder: Path, capture_kind: str) -> None:
 
     async def main() -> None:
         graph = Graph(settings, durable=True)
-        capture = JournalCapture(graph) if capture_kind == "journal" else MemoryCapture()
+        # As serve runs it: the ingest worker parses in its own process and ingests as mail comes.
+        worker = IngestWorker(graph, processes=default_processes())
+        ingesting = asyncio.create_task(worker.run()) if capture_kind == "journal" else None
+        capture = JournalCapture(graph, worker.wake) if capture_kind == "journal" else MemoryCapture()
         proxy = SmtpProxy(settings, capture, hostname="relayproxy.bench")
         if capture_kind != "off":
             proxy.session_class = BenchSession
@@ -100,6 +105,10 @@ def run_proxy(sink_port: int, folder: Path, capture_kind: str) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
         await proxy.stop(5)
+        if ingesting is not None:
+            worker.stop()
+            await ingesting
+        worker.close()
         graph.close()
 
     asyncio.run(main())

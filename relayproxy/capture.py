@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from relayproxy import metrics
 
@@ -54,7 +54,7 @@ class Capture(Protocol):
         """Hand over a message seen over IMAP; returns at once, journalling happens on the side."""
         ...
 
-    def received_file(self, file: BinaryIO, size: int, member: str, source: str) -> None:
+    def received_file(self, file: IO[bytes], size: int, member: str, source: str) -> None:
         """Like `received`, for a message spilled to a file: capture owns `file` and closes it."""
         ...
 
@@ -96,7 +96,7 @@ class MemoryCapture:
         if not self.fail:
             self.messages.append(CapturedMessage(raw, member, source, (), "accepted"))
 
-    def received_file(self, file: BinaryIO, size: int, member: str, source: str) -> None:
+    def received_file(self, file: IO[bytes], size: int, member: str, source: str) -> None:
         with file:
             file.seek(0)
             self.received(file.read(), member, source)
@@ -180,12 +180,12 @@ class JournalCapture:
         finally:
             self._flushing = None
 
-    def received_file(self, file: BinaryIO, size: int, member: str, source: str) -> None:
+    def received_file(self, file: IO[bytes], size: int, member: str, source: str) -> None:
         task = asyncio.get_running_loop().create_task(self._journal_file(file, size, member, source))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _journal_file(self, file: BinaryIO, size: int, member: str, source: str) -> None:
+    async def _journal_file(self, file: IO[bytes], size: int, member: str, source: str) -> None:
         try:
             with file:
                 await self.graph.journal_add_file(file, size, member, source)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import concurrent.futures
 import sqlite3
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import BinaryIO
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import IO
 
 import fast_mail_parser
 
@@ -137,7 +137,7 @@ class Graph:
         now = now_utc()
         await self.store.write(lambda conn: journal.add_many(conn, items, now=now))
 
-    async def journal_add_file(self, file: BinaryIO, size: int, member: str, source: str) -> int:
+    async def journal_add_file(self, file: IO[bytes], size: int, member: str, source: str) -> int:
         now = now_utc()
         return await self.store.write(lambda conn: journal.add_file(conn, file, size, member, source, now=now))
 

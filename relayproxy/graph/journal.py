@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from typing import IO
 
 from relayproxy.graph.ingest import iso
 
@@ -47,12 +47,13 @@ def add_many(conn: sqlite3.Connection, items: Sequence[tuple[bytes, str, str]], 
     """Journal several messages read over IMAP (accepted at once: nobody refuses a read)."""
     created = iso(now)
     conn.executemany(
-        "INSERT INTO journal (member, source, recipients, state, raw, created_at) VALUES (?, ?, 'null', 'accepted', ?, ?)",
+        "INSERT INTO journal (member, source, recipients, state, raw, created_at)"
+        " VALUES (?, ?, 'null', 'accepted', ?, ?)",
         [(member, source, raw, created) for raw, member, source in items],
     )
 
 
-def add_file(conn: sqlite3.Connection, file: BinaryIO, size: int, member: str, source: str, *, now: datetime) -> int:
+def add_file(conn: sqlite3.Connection, file: IO[bytes], size: int, member: str, source: str, *, now: datetime) -> int:
     """Journal a message from a file, copied in chunks so it is never whole in memory."""
     cursor = conn.execute(
         "INSERT INTO journal (member, source, recipients, state, raw, created_at)"

@@ -21,7 +21,8 @@ async def test_accepted_mail_reaches_the_graph_once(graph: Graph) -> None:
     ticket = await capture.pending(raw, "alice@example.com", "smtp", ["jane@globex.com", "sam@hooli.com"])
     assert ticket is not None
     await capture.accepted(ticket, ["jane@globex.com"])
-    refused = await capture.pending(mail("alice@example.com", "x@y.com", mid="j2"), "alice@example.com", "smtp", ["x@y.com"])
+    other = mail("alice@example.com", "x@y.com", mid="j2")
+    refused = await capture.pending(other, "alice@example.com", "smtp", ["x@y.com"])
     await capture.refused(refused)
     await worker.drain()
     assert team_counts(graph) == {"jane@globex.com": (1, 0)}

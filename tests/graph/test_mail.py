@@ -33,7 +33,8 @@ def test_invalid_base64_falls_back_and_keeps_the_text() -> None:
     raw = (
         b"From: a@x.com\r\nTo: b@y.com\r\nMIME-Version: 1.0\r\n"
         b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nreadable\r\n"
-        b"--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64@@@\r\n--b--\r\n"
+        b"--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"!!!not base64@@@\r\n--b--\r\n"
     )
     mail = parse(raw)
     assert "readable" in mail.text
@@ -52,7 +53,8 @@ def test_undecodable_charset_and_8bit_headers_do_not_crash() -> None:
 
 
 def test_malformed_mime_without_closing_boundary() -> None:
-    raw = b"From: a@x.com\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nhalf"
+    raw = (b"From: a@x.com\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n"
+           b"--zz\r\nContent-Type: text/plain\r\n\r\nhalf")
     assert "half" in parse(raw).text
 
 
@@ -86,7 +88,8 @@ def test_html_only_mail_becomes_text() -> None:
     [
         ("Thanks, fine.\n\nBest,\nJane\n\nOn Mon, Nov 2, 2026 at 10:00 AM Bob <b@x.com> wrote:\n> old\n",
          "Thanks, fine.", "Best,\nJane"),
-        ("Passt.\n\nViele Grüße\nJörg\n\nAm 02.11.2026 um 10:00 schrieb Bob <b@x.com>:\n> alt\n", "Passt.", "Viele Grüße\nJörg"),
+        ("Passt.\n\nViele Grüße\nJörg\n\nAm 02.11.2026 um 10:00 schrieb Bob <b@x.com>:\n> alt\n",
+         "Passt.", "Viele Grüße\nJörg"),
         ("Sure.\n\n-----Original Message-----\nFrom: Bob\nSent: Monday\nTo: Jane\nSubject: x\n\nold", "Sure.", ""),
         ("Yes.\n-- \nJane Doe\nCTO", "Yes.", "-- \nJane Doe\nCTO"),
         ("Just text, no quote and no signature.", "Just text, no quote and no signature.", ""),
