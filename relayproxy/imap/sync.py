@@ -21,9 +21,11 @@ restart resumes after the last recorded UID of each pass; a changed UIDVALIDITY 
 mailbox; re-running finds nothing new. Ingest is idempotent, so a message the proxy already
 captured (or a batch fetched twice after a crash) is counted once.
 
-The sync is throttled (bytes and messages per second, token bucket) so the member's own
-session is barely slowed, and failures (server gone, timeouts, BYE) are retried with
-exponential backoff; a refused sign-in is not retried. Every outcome is logged, counted in
+The sync is throttled so the member's own session is barely slowed: a token bucket on bytes
+and messages per second, and a yield to clients (after a batch during which the proxy relayed
+messages to someone, the sync waits until it stops, up to two seconds per batch). Failures
+(server gone, timeouts, BYE) are retried with exponential backoff; a refused sign-in is not
+retried. Every outcome is logged, counted in
 `/metrics` and recorded per mailbox: never a silent stop. Credentials live only in the running
 task and are never logged.
 
@@ -431,14 +433,33 @@ def sized_batches(uids: Sequence[int], sizes: dict[int, int], count: int, budget
         yield batch
 
 
+class RelayActivity:
+    """True when the IMAP proxy relayed messages since the last call: a client is pulling mail.
+
+    Reads the relay's own `messages_relayed_total` counter, so the sync needs no hook in it.
+    """
+
+    def __init__(self) -> None:
+        self._seen = metrics.value("messages_relayed_total", protocol="imap")
+
+    def __call__(self) -> bool:
+        now = metrics.value("messages_relayed_total", protocol="imap")
+        busy, self._seen = now != self._seen, now
+        return busy
+
+
 class Throttle:
-    """A token bucket on bytes and messages per second; None for either means no limit."""
+    """A token bucket on bytes and messages per second (None: no limit), and a yield to
+    members' own sessions: while `busy()` says a client is pulling mail, the sync waits, up to
+    `max_yield` seconds per batch so that it still moves on."""
 
     def __init__(self, bytes_per_second: float | None, messages_per_second: float | None,
-                 burst: float = 0.25) -> None:
+                 burst: float = 0.25, busy: Callable[[], bool] | None = None, max_yield: float = 2.0) -> None:
         self.bytes_per_second = bytes_per_second
         self.messages_per_second = messages_per_second
         self.burst = burst
+        self.busy = busy
+        self.max_yield = max_yield
         self._ready = time.monotonic()
 
     async def spend(self, nbytes: int, messages: int) -> None:
@@ -452,6 +473,12 @@ class Throttle:
         self._ready = max(self._ready, now - self.burst) + cost
         delay = self._ready - now
         await asyncio.sleep(delay if delay > 0 else 0)
+        if self.busy is not None and self.busy():  # a client pulled mail during this batch
+            deadline = time.monotonic() + self.max_yield
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                if not self.busy():
+                    break
 
 
 # --- what the sync is injected with ---------------------------------------------------------
@@ -544,6 +571,7 @@ class HistorySync:
         body_batch_bytes: int = BODY_BATCH_BYTES,
         bytes_per_second: float | None = DEFAULT_BYTES_PER_SECOND,
         messages_per_second: float | None = DEFAULT_MESSAGES_PER_SECOND,
+        yield_to_clients: bool = True,
         retries: int = 5,
         backoff: float = 2.0,
         backoff_max: float = 300.0,
@@ -558,6 +586,7 @@ class HistorySync:
         self.body_batch_bytes = body_batch_bytes
         self.bytes_per_second = bytes_per_second
         self.messages_per_second = messages_per_second
+        self.yield_to_clients = yield_to_clients
         self.retries = retries
         self.backoff = backoff
         self.backoff_max = backoff_max
@@ -615,7 +644,8 @@ class HistorySync:
         report = SyncReport(member)
         self.reports[member] = report
         log.info("history sync of %s: starting (%d days)", member, self.settings.sync_history_days)
-        throttle = Throttle(self.bytes_per_second, self.messages_per_second)
+        throttle = Throttle(self.bytes_per_second, self.messages_per_second,
+                            busy=RelayActivity() if self.yield_to_clients else None)
         while True:
             report.attempts += 1
             try:

@@ -465,3 +465,38 @@ def test_serve_backfills_a_member_on_first_sign_in_and_shows_it_in_metrics(
     assert 'relayproxy_sync_runs_total{outcome="done"} 1' in text
     assert "relayproxy_sync_pending_messages 0.0" in text
     assert password not in (tmp_path / "serve.log").read_text()
+
+
+# --- throttling ------------------------------------------------------------------------------
+
+
+async def test_the_throttle_waits_while_a_client_pulls_mail_but_not_for_ever() -> None:
+    import time
+
+    answers = iter([True, True, True, False])
+    throttle = sync_module.Throttle(None, None, busy=lambda: next(answers, False), max_yield=5)
+    started = time.monotonic()
+    await throttle.spend(1000, 1)
+    assert 0.1 <= time.monotonic() - started < 1  # three looks of 50 ms, then on
+
+    stubborn = sync_module.Throttle(None, None, busy=lambda: True, max_yield=0.2)
+    started = time.monotonic()
+    await stubborn.spend(1000, 1)
+    assert 0.2 <= time.monotonic() - started < 1  # a busy client slows the sync, never stops it
+
+
+async def test_relay_activity_follows_the_relay_counter() -> None:
+    activity = sync_module.RelayActivity()
+    assert not activity()
+    metrics.inc("messages_relayed_total", protocol="imap")
+    assert activity() and not activity()
+
+
+async def test_the_token_bucket_paces_bytes() -> None:
+    import time
+
+    throttle = sync_module.Throttle(1_000_000, None, burst=0)
+    started = time.monotonic()
+    for _ in range(3):
+        await throttle.spend(100_000, 10)
+    assert time.monotonic() - started >= 0.25
