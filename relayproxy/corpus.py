@@ -8,6 +8,7 @@ HTML alternative, and a PDF-like attachment. Deterministic for a given seed.
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -98,7 +99,9 @@ def message(
     if reply_to_id:
         subject = "Re: " + subject
     body = _paragraphs(rng, max(200, size // 8))
-    signature = f"-- \r\n{sender.name}\r\nAccount Manager\r\n+1 555 {rng.randint(100, 999)} {rng.randint(1000, 9999)}"
+    # A person signs every message the same way: their phone follows from who they are.
+    digits = int(hashlib.sha256(sender.address.encode()).hexdigest()[:8], 16)
+    signature = f"-- \r\n{sender.name}\r\nAccount Manager\r\n+1 555 {100 + digits % 900} {1000 + digits % 9000}"
     quoted = ""
     if reply_to_id:
         quoted = (f"\r\n\r\nOn {format_datetime(when - timedelta(days=1))}, {to[0].name} <{to[0].address}> wrote:\r\n"

@@ -72,6 +72,7 @@ def _candidate_lines(lines: list[str]) -> Iterator[int]:
             yield index
 
 
+@lru_cache(maxsize=8)  # main text and signature ask for the same message one after the other
 def quote_start(text: str) -> int:
     """Where quoted history begins in `text` (len(text) when there is none).
 
