@@ -50,6 +50,7 @@ from relayproxy.imap.upstream import (
     starttls_command,
     upstream_address,
 )
+from relayproxy.logs import SessionLog, new_session_id
 
 log = logging.getLogger("relayproxy.imap")
 
@@ -281,6 +282,7 @@ class _Session:
         self.upstream: asyncio.Transport | None = None
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
+        self.log = SessionLog(log, new_session_id("imap"), lambda: self.member)
         self.conn = Connection(
             client_tls=implicit_tls,
             tls_available=proxy.server_context is not None,
@@ -328,7 +330,7 @@ class _Session:
             except Exception as exc:  # every failure becomes a BYE with its reason
                 raise UpstreamUnavailable(describe(exc, where)) from None
         except UpstreamUnavailable as exc:
-            log.warning("IMAP client %s: %s", self.peer, exc)
+            self.log.warning("IMAP client %s: %s", self.peer, exc)
             if not self.closed:
                 self.client.write(b"* BYE [UNAVAILABLE] " + str(exc).encode() + b"\r\n")
                 self.client.close()
@@ -436,7 +438,7 @@ class _Session:
 
     def _fall_back(self, direction: str, unforwarded: bytes = b"") -> None:
         """The parser failed: pipe this connection blindly from now on (bytes keep flowing)."""
-        log.warning("IMAP session from %s: parser failed on %s data; relaying blindly from now on",
+        self.log.warning("IMAP session from %s: parser failed on %s data; relaying blindly from now on",
                     self.peer, direction, exc_info=log.isEnabledFor(logging.DEBUG))
         metrics.inc("parser_fallbacks_total", protocol="imap")
         self._go_blind(direction, unforwarded)
@@ -472,7 +474,7 @@ class _Session:
         try:
             new = await loop.start_tls(self.client, self.client_side, context, server_side=True)
         except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
-            log.info("IMAP client %s: STARTTLS handshake failed (%s)", self.peer, exc)
+            self.log.info("IMAP client %s: STARTTLS handshake failed (%s)", self.peer, exc)
             self.abort()
             return
         if new is None or self.closed:
@@ -504,11 +506,11 @@ class _Session:
             elif isinstance(event, LoggedIn):
                 self.member = self.proxy.settings.capture_login(event.login)
                 self.conn.keep_bodies = self.member is not None
-                log.info("IMAP %s signed in from %s (%s)", event.login or "(unknown identity)",
+                self.log.info("IMAP %s signed in from %s (%s)", event.login or "(unknown identity)",
                          self.peer, "capturing" if self.member else "not a member: relay only")
                 self._signed_in()
             elif isinstance(event, CompressionStarted):
-                log.info("IMAP session from %s turned on COMPRESS; relaying blindly", self.peer)
+                self.log.info("IMAP session from %s turned on COMPRESS; relaying blindly", self.peer)
                 self._go_blind()
                 return
 
@@ -522,7 +524,7 @@ class _Session:
             try:
                 self.proxy.on_login(self.member, *credentials)
             except Exception:  # the sync must never hurt the session
-                log.exception("IMAP on_login hook failed for %s", self.member)
+                self.log.exception("IMAP on_login hook failed for %s", self.member)
 
     def _capture(self, payload: Payload, source: str) -> None:
         member = self.member
@@ -538,7 +540,7 @@ class _Session:
         try:
             self.proxy.capture.received_file(payload.take_file(), payload.size, member, source)
         except Exception:  # capture must never stop the mail
-            log.exception("IMAP capture failed for %s", member)
+            self.log.exception("IMAP capture failed for %s", member)
             metrics.inc("capture_failures_total", protocol="imap")
         finally:
             payload.discard()
@@ -547,7 +549,7 @@ class _Session:
         try:
             self.proxy.capture.received(raw, member, source)
         except Exception:  # capture must never stop the mail
-            log.exception("IMAP capture failed for %s", member)
+            self.log.exception("IMAP capture failed for %s", member)
             metrics.inc("capture_failures_total", protocol="imap")
             return
 

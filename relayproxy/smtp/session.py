@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, AnyStr, TypeVar
 from aiosmtpd.smtp import SMTP, login_always_fail
 
 from relayproxy import metrics
+from relayproxy.logs import SessionLog, new_session_id
 from relayproxy.smtp import replies, sasl
 from relayproxy.smtp.body import BodyScanner, unstuff
 from relayproxy.smtp.replies import Reply
@@ -91,6 +92,7 @@ class RelaySession(SMTP):
         # no size limit (upstream's), arguments decoded with surrogateescape (bytes survive),
         # no built-in AUTH (relayed, see smtp_AUTH).
         loop = proxy.loop
+        self.log = SessionLog(log, new_session_id("smtp"), lambda: getattr(self, "member", None))
         self.__ident__ = "relayproxy ESMTP"
         self.loop = loop
         asyncio.StreamReaderProtocol.__init__(
@@ -184,7 +186,7 @@ class RelaySession(SMTP):
             )
         except UpstreamUnavailable as exc:
             upstream = str(settings.smtp.upstream or "(none)")
-            log.warning("SMTP upstream %s unreachable: %s", upstream, exc)
+            self.log.warning("SMTP upstream %s unreachable: %s", upstream, exc)
             await self.reply(replies.unreachable(upstream, str(exc)))
             self._close()
             return
@@ -257,7 +259,7 @@ class RelaySession(SMTP):
         except ValueError:
             return replies.CONTROL_CHARACTERS
         except UpstreamLost as exc:
-            log.warning("%r SMTP upstream lost: %s", self.session_peer, exc)
+            self.log.warning("SMTP upstream lost (client %r): %s", self.session_peer, exc)
             await self.reply(replies.UPSTREAM_LOST)
             return None
 
@@ -411,6 +413,8 @@ class RelaySession(SMTP):
             login = sasl.identity(mechanism, first or "")
             self.member = self.proxy.settings.capture_login(login) if login else None
             self.session.authenticated = True
+            self.log.info("SMTP signed in from %r (%s)", self.session_peer,
+                          "capturing" if self.member else "not a member: relay only")
         await self.reply(reply)
 
     async def _read_auth_line(self) -> bytes | None:
@@ -509,7 +513,7 @@ class RelaySession(SMTP):
                     upstream.write(body)
                     await upstream.drain()
                 except UpstreamLost as exc:
-                    log.warning("%r SMTP upstream lost during DATA: %s", self.session_peer, exc)
+                    self.log.warning("SMTP upstream lost during DATA (client %r): %s", self.session_peer, exc)
                     sent = False
 
         assert self.envelope is not None
@@ -537,7 +541,7 @@ class RelaySession(SMTP):
         ticket: int | None = None
         if member is not None:
             if raw is None:
-                log.warning("SMTP message for %s too large to capture; relayed only", member)
+                self.log.warning("SMTP message for %s too large to capture; relayed only", member)
                 metrics.inc("capture_failures_total", protocol="smtp")
             else:
                 ticket = await self._guarded(capture.pending(raw, member, "smtp", recipients))
@@ -546,9 +550,10 @@ class RelaySession(SMTP):
             try:
                 reply = await upstream.finish_data(last, self.proxy.data_timeout)
             except UpstreamLost as exc:
-                log.warning("SMTP upstream lost before confirming a message: %s", exc)
+                self.log.warning("SMTP upstream lost before confirming a message: %s", exc)
                 return replies.DATA_UNCONFIRMED
             if reply.ok:
+                self.log.info("SMTP message accepted upstream for %d recipients", len(recipients))
                 metrics.inc("messages_relayed_total", protocol="smtp")
                 if ticket is not None:
                     await self._guarded(capture.accepted(ticket, recipients))
@@ -564,7 +569,7 @@ class RelaySession(SMTP):
             async with asyncio.timeout(CAPTURE_TIMEOUT):  # no extra task, unlike wait_for
                 return await call
         except Exception:
-            log.exception("SMTP capture failed; the message is relayed regardless")
+            self.log.exception("SMTP capture failed; the message is relayed regardless")
             metrics.inc("capture_failures_total", protocol="smtp")
             return None
 
