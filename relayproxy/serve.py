@@ -160,6 +160,8 @@ class Service:
         self.web = _WebServer(uvicorn.Config(self.app(), log_level="warning", access_log=False, lifespan="on"))
         self._tasks.append(asyncio.create_task(self.web.serve(sockets=[web_socket]), name="web"))
         self._tasks.append(asyncio.create_task(self._warn_if_upstream_down(), name="upstream-probe"))
+        if self.settings.enrichment_web:
+            self._tasks.append(asyncio.create_task(self._refresh_websites(), name="websites"))
         log.info("web site on http://%s/", self.settings.web_listen)
 
     async def _warn_if_upstream_down(self) -> None:
@@ -175,7 +177,25 @@ class Service:
         except (OSError, TimeoutError) as exc:
             log.warning("IMAP upstream %s unreachable: %s; clients get BYE until it is back", imap, exc)
 
-    def reload(self) -> None:
+    async def _refresh_websites(self) -> None:
+        """[enrichment] web = true: fetch company home pages that are due, a few at a time."""
+        from relayproxy.graph import website
+        from relayproxy.graph.mail import now_utc
+
+        def read(fn: Any) -> Any:
+            with self.graph.store.read() as conn:
+                return fn(conn)
+
+        while not self._stop.is_set():
+            try:
+                fetched = await asyncio.to_thread(website.refresh_sites, read, self.graph.store.write_sync, now_utc())
+            except Exception as exc:  # a failed round is logged; the next one comes later
+                log.warning("website enrichment round failed: %s", exc)
+                fetched = 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 5 if fetched else 600)
+
+
         """SIGHUP: re-read the config file; members and defaults change, connections stay."""
         assert self.settings.path is not None
         try:
@@ -212,7 +232,7 @@ class Service:
         await self.history.stop()  # progress is recorded per batch: the next start resumes
         self.worker.stop()
         for task in self._tasks:
-            if task.get_name() == "upstream-probe":
+            if task.get_name() in ("upstream-probe", "websites"):
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         drained = await self.worker.drain(timeout=max(timeout, 10))
