@@ -195,7 +195,7 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 5 if fetched else 600)
 
-
+    def reload(self) -> None:
         """SIGHUP: re-read the config file; members and defaults change, connections stay."""
         assert self.settings.path is not None
         try:
