@@ -110,6 +110,7 @@ class Graph:
                 results.append(self.ingestor.ingest(conn, item.mail, item.seen))
             if item.journal_id is not None:
                 journal.drop(conn, item.journal_id)
+        self.ingestor.finish(conn)
         return results
 
     def ingest_sync(self, batch: Sequence[Prepared]) -> list[Ingested | None]:

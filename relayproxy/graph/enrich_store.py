@@ -91,15 +91,45 @@ def _company_of(conn: sqlite3.Connection, person_id: int) -> tuple[int, str] | N
     return (int(row[0]), str(row[1])) if row else None
 
 
+class Dirty:
+    """People and companies whose effective values need recomputing once, at the end of a batch."""
+
+    def __init__(self) -> None:
+        self.people: set[int] = set()
+        self.companies: set[int] = set()
+
+    def refresh(self, conn: sqlite3.Connection) -> None:
+        for person_id in sorted(self.people):
+            refresh_person(conn, person_id)
+        for company_id in sorted(self.companies):
+            refresh_company(conn, company_id)
+        self.people.clear()
+        self.companies.clear()
+
+
 def record(
     conn: sqlite3.Connection, *, person_id: int, address: str, display_name: str, findings: Findings | None,
-    message_id: int, at: str,
+    message_id: int, at: str, dirty: Dirty | None = None,
 ) -> None:
-    """Store what one new message from `person_id` says (writer thread, in its transaction)."""
+    """Store what one new message from `person_id` says (writer thread, in its transaction).
+
+    With `dirty`, the recomputation of effective values is left to `dirty.refresh()` at the end
+    of the batch, once per person and company however many of their messages it holds.
+    """
+    later = dirty if dirty is not None else Dirty()
+    _record(conn, person_id, address, display_name, findings, message_id, at, later)
+    if dirty is None:
+        later.refresh(conn)
+
+
+def _record(
+    conn: sqlite3.Connection, person_id: int, address: str, display_name: str, findings: Findings | None,
+    message_id: int, at: str, dirty: Dirty,
+) -> None:
     touched = _record_name(conn, person_id, address, display_name, at)
     if findings is None:
         if touched:
-            refresh_person(conn, person_id)
+            dirty.people.add(person_id)
         return
     company = _company_of(conn, person_id)
     facts = findings.signature
@@ -125,10 +155,9 @@ def record(
     people = {person_id}
     for card in findings.cards:
         people.update(_record_card(conn, card, person_id, display_name, message_id, at))
-    for pid in people:
-        refresh_person(conn, pid)
+    dirty.people.update(people)
     if company is not None:
-        refresh_company(conn, company[0])
+        dirty.companies.add(company[0])
 
 
 def _record_name(conn: sqlite3.Connection, person_id: int, address: str, display_name: str, at: str) -> bool:

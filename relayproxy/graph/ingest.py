@@ -130,6 +130,7 @@ class Ingestor:
         self._generation = -1
         self._team = Team()
         self._people: dict[str, tuple[int, int]] = {}  # address → (person id, name rank)
+        self._dirty = enrich_store.Dirty()
         self._companies: dict[str, int] = {}
         self._members: dict[str, int] = {}
 
@@ -250,8 +251,12 @@ class Ingestor:
         person = self.person_id(conn, sender, now, sender=True)
         enrich_store.record(
             conn, person_id=person, address=sender.address, display_name=sender.name,
-            findings=mail.enrichment, message_id=message_id, at=at,
+            findings=mail.enrichment, message_id=message_id, at=at, dirty=self._dirty,
         )
+
+    def finish(self, conn: sqlite3.Connection) -> None:
+        """End of a batch: recompute what the batch's messages changed (once per person)."""
+        self._dirty.refresh(conn)
 
     def _message(
         self, conn: sqlite3.Connection, mail: ParsedMail, at: str, automated: bool, now: str
