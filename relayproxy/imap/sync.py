@@ -72,10 +72,10 @@ from relayproxy.imap.upstream import (
 log = logging.getLogger("relayproxy.imap.sync")
 
 HEADER_BATCH = 500  # messages per header FETCH
-BODY_BATCH = 100  # messages per body FETCH at most ...
+BODY_BATCH = 50  # messages per body FETCH at most ...
 BODY_BATCH_BYTES = 8 << 20  # ... and about this many bytes (one bigger message goes alone)
 INFLIGHT = 2  # batches being ingested while the next is fetched
-DEFAULT_BYTES_PER_SECOND = 4_000_000.0
+DEFAULT_BYTES_PER_SECOND = 2_000_000.0
 DEFAULT_MESSAGES_PER_SECOND = 1_000.0
 
 
