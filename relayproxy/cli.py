@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import sqlite3
 import sys
@@ -69,35 +68,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-_CSV_PEOPLE = ["id", "name", "emails", "company", "company_domain", "first_contacted", "last_contacted",
-               "messages_sent", "messages_received", "strength", "strength_by_member", "job_title", "phones", "links"]
-_CSV_COMPANIES = ["id", "name", "domain", "people", "first_contacted", "last_contacted", "messages_sent",
-                  "messages_received", "strength", "domains", "description", "website"]
-
-
-def _csv_row(kind: str, item: dict[str, Any]) -> list[Any]:
-    if kind == "people":
-        company = item["company"] or {}
-        by_member = "; ".join(f"{m}: {d}" for m, d in item["strength_by_member"].items())
-        return [item["id"], item["name"], " ".join(item["emails"]), company.get("name") or "",
-                company.get("domain") or "", item["first_contacted"] or "", item["last_contacted"] or "",
-                item["messages_sent"], item["messages_received"], item["strength"], by_member,
-                item.get("job_title") or "", " ".join(item.get("phones", [])), " ".join(item.get("links", []))]
-    return [item["id"], item["name"], item["domain"], item["people"], item["first_contacted"] or "",
-            item["last_contacted"] or "", item["messages_sent"], item["messages_received"], item["strength"],
-            " ".join(item["domains"]), item["description"] or "", item["website"] or ""]
-
-
 def write_export(kind: str, items: list[dict[str, Any]], fmt: str, out: Any) -> None:
     """Write export items as JSON (an array) or CSV (a header row, then one row per item)."""
     if fmt == "json":
         json.dump(items, out, ensure_ascii=False, indent=1)
         out.write("\n")
         return
-    writer = csv.writer(out)
-    writer.writerow(_CSV_PEOPLE if kind == "people" else _CSV_COMPANIES)
-    for item in items:
-        writer.writerow(_csv_row(kind, item))
+    from relayproxy.web.export import to_csv
+
+    out.write(to_csv(kind, items))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

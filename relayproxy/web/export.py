@@ -1,6 +1,6 @@
 """CSV export of people and companies as the signed-in member may see them.
 
-Columns match `relayproxy export --format csv`. A cell that a spreadsheet would read as a
+The same columns and rows serve `relayproxy export --format csv`. A cell that a spreadsheet would read as a
 formula (starting with = + - @, tab or carriage return) gets a leading apostrophe: names and
 subjects come from strangers' mail.
 """
@@ -24,6 +24,9 @@ PEOPLE = [
     "messages_received",
     "strength",
     "strength_by_member",
+    "job_title",
+    "phones",
+    "links",
 ]
 COMPANIES = [
     "id",
@@ -62,6 +65,9 @@ def _person(item: dict[str, Any]) -> list[Any]:
         item["messages_received"],
         item["strength"],
         by_member,
+        item.get("job_title") or "",
+        " ".join(item.get("phones") or []),
+        " ".join(item.get("links") or []),
     ]
 
 
