@@ -122,7 +122,7 @@ class Traffic:
         self.rng = random.Random(seed)
         self.contacts = corpus.contacts(self.rng, 18)
         self.now = datetime.now(UTC)
-        self.inbound: list[tuple[str, corpus.Person, str]] = []  # (member, contact, message-id)
+        self.inbound: list[tuple[str, corpus.Person, str, datetime]] = []  # (member, contact, message-id, date)
 
     def _tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.certs.ca))
@@ -140,11 +140,11 @@ class Traffic:
             self.dovecot.deliver(member, raw, sender=contact.address)
             for line in raw.split(b"\r\n"):
                 if line.startswith(b"Message-ID: "):
-                    self.inbound.append((member, contact, line[12:].decode()))
+                    self.inbound.append((member, contact, line[12:].decode(), when))
                     break
 
-    def _reply(self, member: str, contact: corpus.Person, in_reply_to: str, i: int) -> bytes:
-        when = self.now - timedelta(hours=self.rng.uniform(1, 48))
+    def _reply(self, member: str, contact: corpus.Person, in_reply_to: str, received: datetime, i: int) -> bytes:
+        when = min(self.now, received + timedelta(hours=self.rng.uniform(1, 30)))  # answered within a day or so
         raw = corpus.message(self.rng, corpus.Person(TEAM[member][0], member), [contact], [], when,
                              size=4000, reply_to_id=in_reply_to, index=100 + i)
         return raw.replace(b"Message-ID: <", f"Message-ID: <reply{i}.".encode(), 1)
@@ -154,8 +154,8 @@ class Traffic:
         smtp = self.settings.smtp.listen
         sent = []
         swaks = shutil.which("swaks")
-        for i, (member, contact, message_id) in enumerate(self.inbound[:count]):
-            raw = self._reply(member, contact, message_id, i)
+        for i, (member, contact, message_id, received) in enumerate(self.inbound[:count]):
+            raw = self._reply(member, contact, message_id, received, i)
             password = TEAM[member][1]
             if swaks and i < 4:
                 message = self.folder / f"reply{i}.eml"
