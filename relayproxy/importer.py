@@ -1,9 +1,11 @@
 """The import command's pipeline: mail files → parse (worker processes) → one writer.
 
 Parsing, main-text extraction and attachment storage are CPU work in Python, so they run in
-worker processes (one per core) while this process reads the files and its writer thread
-ingests. A bounded number of batches is in flight at once, so memory stays flat whatever
-the size of the input, and results are ingested in input order.
+worker processes (one per core) while this process finds the messages in the files and its
+writer thread ingests. Workers read each message straight from its file (a `MessageRef`),
+so only parse results cross between processes. A bounded number of batches is in flight at
+once, so memory stays flat whatever the size of the input, and results are ingested in input
+order.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
-from relayproxy.graph import Graph, Prepared, Seen, prepare_many
+from relayproxy.graph import Graph, Prepared, Seen, prepare_many, team_of
 from relayproxy.graph.blobs import BlobStore
+from relayproxy.graph.identity import Team
 from relayproxy.graph.ingest import Ingested
 from relayproxy.graph.mail import now_utc
-from relayproxy.mailfiles import FileMessage, read_path, total_size
+from relayproxy.mailfiles import MessageRef, scan_path, total_size
 
 _BATCH = 256
 _BATCH_BYTES = 32 * 1024 * 1024
@@ -45,12 +48,12 @@ class Summary:
         )
 
 
-def _batches(messages: Iterable[FileMessage]) -> Iterator[list[FileMessage]]:
-    batch: list[FileMessage] = []
+def _batches(messages: Iterable[MessageRef]) -> Iterator[list[MessageRef]]:
+    batch: list[MessageRef] = []
     size = 0
     for message in messages:
         batch.append(message)
-        size += len(message.raw)
+        size += message.length
         if len(batch) >= _BATCH or size >= _BATCH_BYTES:
             yield batch
             batch, size = [], 0
@@ -58,9 +61,9 @@ def _batches(messages: Iterable[FileMessage]) -> Iterator[list[FileMessage]]:
         yield batch
 
 
-def _all(paths: list[Path]) -> Iterator[FileMessage]:
+def _all(paths: list[Path]) -> Iterator[MessageRef]:
     for path in paths:
-        yield from read_path(path)
+        yield from scan_path(path)
 
 
 def import_paths(
@@ -73,6 +76,7 @@ def import_paths(
     pending: concurrent.futures.Future[list[Ingested | None]] | None = None
     parsing: collections.deque[concurrent.futures.Future[list[Prepared]]] = collections.deque()
     workers = max(1, min(os.cpu_count() or 1, 4))
+    team = team_of(graph.settings)
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
     def settle(future: concurrent.futures.Future[list[Ingested | None]]) -> None:
@@ -94,12 +98,9 @@ def import_paths(
 
     try:
         for batch in _batches(_all(paths)):
-            items: list[tuple[bytes, Seen, str | None]] = [
-                (m.raw, Seen(member, "import", m.received or started), m.origin) for m in batch
-            ]
-            parsing.append(pool.submit(_prepare, items, graph.blobs.root))
+            parsing.append(pool.submit(_prepare, batch, member, started, graph.blobs.root, team))
             summary.read += len(batch)
-            summary.bytes += sum(len(m.raw) for m in batch)
+            summary.bytes += sum(m.length for m in batch)
             if len(parsing) > workers:
                 write(parsing.popleft().result())
         while parsing:
@@ -113,9 +114,22 @@ def import_paths(
     return summary
 
 
-def _prepare(items: list[tuple[bytes, Seen, str | None]], blobs_root: Path) -> list[Prepared]:
-    """In a worker process: parse a batch; the raw bytes travel back only for unparsable mail."""
-    prepared = prepare_many(items, BlobStore(blobs_root))
+def _prepare(
+    refs: list[MessageRef], member: str, started: datetime, blobs_root: Path, team: Team | None = None
+) -> list[Prepared]:
+    """In a worker process: read and parse a batch; raw bytes travel back only for unparsable mail."""
+    items: list[tuple[bytes, Seen, str | None]] = []
+    files: dict[str, BinaryIO] = {}
+    try:
+        for ref in refs:
+            file = files.get(ref.path)
+            if file is None:
+                file = files[ref.path] = open(ref.path, "rb")  # noqa: SIM115 - closed below
+            items.append((ref.read_from(file), Seen(member, "import", ref.received or started), ref.origin))
+    finally:
+        for file in files.values():
+            file.close()
+    prepared = prepare_many(items, BlobStore(blobs_root), team)
     for item in prepared:
         if item.mail is not None:
             item.raw = b""

@@ -1,9 +1,12 @@
 """Reading mail files: mbox, Maildir folders and single `.eml` files, streamed.
 
-mbox files are scanned in large chunks for the ``From `` separator at the start of a line
-(RFC 4155), so memory stays flat whatever the file's size and a truncated last message is
-still yielded. Each message comes with the date of its ``From `` line when there is one
-(used when the message itself has no usable Date).
+Each message is found as a `MessageRef` — a file, an offset and a length — and its bytes are
+read only by whoever parses it (`MessageRef.load`), so the import command's worker processes
+read mail straight from the files and nothing large passes between processes. mbox files are
+scanned in large chunks for the ``From `` separator at the start of a line (RFC 4155): memory
+stays flat whatever the file's size, and a truncated last message is still found. Each
+message carries the date of its ``From `` line when there is one (used when the message
+itself has no usable Date).
 """
 
 from __future__ import annotations
@@ -16,14 +19,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 _CHUNK = 4 * 1024 * 1024
-_MAX_MESSAGE = 200 * 1024 * 1024  # a "message" beyond this in an mbox is cut into the next
+_SEPARATOR = b"\nFrom "
 
 
 @dataclass(frozen=True, slots=True)
-class FileMessage:
-    raw: bytes
-    origin: str  # path, and position within an mbox
+class MessageRef:
+    path: str
+    offset: int
+    length: int
+    origin: str  # the path, and the position within an mbox
     received: datetime | None
+
+    def load(self) -> bytes:
+        """The message's bytes."""
+        with open(self.path, "rb") as file:
+            return self.read_from(file)
+
+    def read_from(self, file: object) -> bytes:
+        """The message's bytes from an already open binary file of `path`."""
+        return os.pread(file.fileno(), self.length, self.offset)  # type: ignore[attr-defined]
 
 
 class MailFileError(Exception):
@@ -44,66 +58,75 @@ def _from_line_date(line: bytes) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _mbox_message(block: bytes, origin: str) -> FileMessage | None:
-    newline = block.find(b"\n")
-    first, body = (block, b"") if newline < 0 else (block[:newline], block[newline + 1 :])
-    if not first.startswith(b"From "):
-        body, first = block, b""
-    if not body.strip():
-        return None
-    return FileMessage(body, origin, _from_line_date(first.rstrip(b"\r")) if first else None)
-
-
-def read_mbox(path: Path) -> Iterator[FileMessage]:
-    """Messages of an mbox file, one at a time."""
-    buffer = b""
+def scan_mbox(path: Path) -> Iterator[MessageRef]:
+    """The messages of an mbox file, found without holding more than a chunk of it."""
     index = 0
+    current: tuple[int, bytes] | None = None  # (where the message's bytes start, its From line)
+    buffer, at, pos = b"", 0, 0  # bytes from file offset `at`; search from buffer[pos:]
+    first = True
     with path.open("rb") as file:
         while True:
             chunk = file.read(_CHUNK)
             buffer += chunk
-            start = 0
+            eof = not chunk
             while True:
-                cut = buffer.find(b"\nFrom ", start + 1)
-                if cut < 0:
-                    break
-                message = _mbox_message(buffer[start:cut + 1], f"{path}#{index}")
-                if message is not None:
-                    yield message
-                    index += 1
-                start = cut + 1
-            buffer = buffer[start:]
-            if not chunk:
+                if first and buffer.startswith(b"From "):
+                    boundary = 0
+                else:
+                    found = buffer.find(_SEPARATOR, pos)
+                    if found < 0:
+                        # A separator may straddle this chunk and the next: keep its first bytes.
+                        pos = max(pos, len(buffer) - len(_SEPARATOR) + 1)
+                        break
+                    boundary = found + 1
+                line_end = buffer.find(b"\n", boundary)
+                if line_end < 0:
+                    if not eof:
+                        pos = max(0, boundary - 1)  # the From line is not all here yet
+                        break
+                    line_end = len(buffer)
+                first = False
+                if current is not None:
+                    ref = _ref(path, current, at + boundary, index)
+                    if ref is not None:
+                        yield ref
+                        index += 1
+                current = (at + line_end + 1, buffer[boundary:line_end].rstrip(b"\r"))
+                pos = line_end
+            if eof:
+                end = at + len(buffer)
                 break
-            if len(buffer) > _MAX_MESSAGE:
-                message = _mbox_message(buffer, f"{path}#{index}")
-                if message is not None:
-                    yield message
-                    index += 1
-                buffer = b""
-    if buffer.strip():
-        message = _mbox_message(buffer, f"{path}#{index}")
-        if message is not None:
-            yield message
+            buffer, at, pos = buffer[pos:], at + pos, 0
+    if current is not None:
+        ref = _ref(path, current, end, index)
+        if ref is not None:
+            yield ref
+
+
+def _ref(path: Path, current: tuple[int, bytes], end: int, index: int) -> MessageRef | None:
+    begin, from_line = current
+    if end - begin <= 0:
+        return None
+    return MessageRef(str(path), begin, end - begin, f"{path}#{index}", _from_line_date(from_line))
 
 
 def _is_maildir(path: Path) -> bool:
     return (path / "cur").is_dir() and (path / "new").is_dir()
 
 
-def read_maildir(path: Path) -> Iterator[FileMessage]:
+def scan_maildir(path: Path) -> Iterator[MessageRef]:
     """Messages of a Maildir and its Maildir++ subfolders (``.Sent``, …)."""
     folders = [path] + sorted(p for p in path.iterdir() if p.name.startswith(".") and _is_maildir(p))
     for folder in folders:
         for sub in ("cur", "new"):
             for entry in sorted(os.scandir(folder / sub), key=lambda e: e.name):
                 if entry.is_file() and not entry.name.startswith("."):
-                    yield _file_message(Path(entry.path))
+                    yield _file_ref(Path(entry.path))
 
 
-def _file_message(path: Path) -> FileMessage:
-    received = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    return FileMessage(path.read_bytes(), str(path), received)
+def _file_ref(path: Path) -> MessageRef:
+    stat = path.stat()
+    return MessageRef(str(path), 0, stat.st_size, str(path), datetime.fromtimestamp(stat.st_mtime, UTC))
 
 
 def _looks_like_mbox(path: Path) -> bool:
@@ -111,24 +134,24 @@ def _looks_like_mbox(path: Path) -> bool:
         return file.read(5) == b"From "
 
 
-def read_path(path: Path) -> Iterator[FileMessage]:
+def scan_path(path: Path) -> Iterator[MessageRef]:
     """Every message under `path`, whatever it is."""
     if path.is_dir():
         if _is_maildir(path):
-            yield from read_maildir(path)
+            yield from scan_maildir(path)
             return
         for child in sorted(path.iterdir()):
             if child.name.startswith("."):
                 continue
             if child.is_dir() or child.suffix.lower() in (".eml", ".mbox", ".mbx") or _looks_like_mbox(child):
-                yield from read_path(child)
+                yield from scan_path(child)
         return
     if not path.exists():
         raise MailFileError(f"{path} does not exist.")
     if _looks_like_mbox(path):
-        yield from read_mbox(path)
+        yield from scan_mbox(path)
     else:
-        yield _file_message(path)
+        yield _file_ref(path)
 
 
 def total_size(paths: list[Path]) -> int:

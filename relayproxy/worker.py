@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from relayproxy import metrics
-from relayproxy.graph import Graph, Prepared, prepare_journal
+from relayproxy.graph import Graph, Prepared, prepare_journal, team_of
 
 log = logging.getLogger("relayproxy.worker")
 _BATCH = 64
@@ -46,7 +46,7 @@ class IngestWorker:
 
     async def _prepare(self, entries: list[Any]) -> list[Prepared]:
         settings = self.graph.settings.storage
-        args = (settings.database, settings.blobs, entries)
+        args = (settings.database, settings.blobs, entries, team_of(self.graph.settings))
         if self.processes > 0:
             if self._pool is None:
                 context = multiprocessing.get_context("spawn")

@@ -20,6 +20,7 @@ from relayproxy.config import Settings
 from relayproxy.graph import journal
 from relayproxy.graph.blobs import BlobStore
 from relayproxy.graph.enrichment import findings_for
+from relayproxy.graph.identity import Team
 from relayproxy.graph.ingest import (
     Ingested,
     Ingestor,
@@ -161,7 +162,9 @@ class Graph:
             return journal.lag(conn)
 
 
-def prepare_journal(database: Path, blobs_root: Path, entries: Sequence[journal.Entry]) -> list[Prepared]:
+def prepare_journal(
+    database: Path, blobs_root: Path, entries: Sequence[journal.Entry], team: Team | None = None
+) -> list[Prepared]:
     """Read and parse journal entries (in an ingest worker process, or a thread).
 
     Only the parse results travel back: the bytes are read here from the database and dropped
@@ -191,7 +194,7 @@ def prepare_journal(database: Path, blobs_root: Path, entries: Sequence[journal.
                 full_ids.append(entry.id)
     finally:
         conn.close()
-    for item, entry_id in zip(prepare_many(full, blobs), full_ids, strict=True):
+    for item, entry_id in zip(prepare_many(full, blobs, team), full_ids, strict=True):
         item.journal_id = entry_id
         prepared.append(item)
     for item in prepared:
@@ -203,9 +206,18 @@ def prepare_journal(database: Path, blobs_root: Path, entries: Sequence[journal.
 _FILE_WRITERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="blob-writer")
 
 
-def prepare_many(items: Sequence[tuple[bytes, Seen, str | None]], blobs: BlobStore | None) -> list[Prepared]:
+def team_of(settings: Settings) -> Team:
+    """The team's addresses and domains as the config names them (for work outside the writer)."""
+    return Team.build(settings.team_domains, [(m.login, m.addresses) for m in settings.members])
+
+
+def prepare_many(
+    items: Sequence[tuple[bytes, Seen, str | None]], blobs: BlobStore | None, team: Team | None = None
+) -> list[Prepared]:
     """Parse a batch at once: the Rust parser uses every core, attachment files are written by
-    a few threads (file creation waits on the disk, not the CPU), the rest runs per message."""
+    a few threads (file creation waits on the disk, not the CPU), the rest runs per message.
+
+    With `team`, mail the team sent is not read for enrichment: it would describe a colleague."""
     raws: list[str | bytes] = [raw for raw, _, _ in items]
     try:
         parsed: list[object] = list(fast_mail_parser.parse_many(raws))
@@ -216,7 +228,8 @@ def prepare_many(items: Sequence[tuple[bytes, Seen, str | None]], blobs: BlobSto
     for (raw, seen, origin), result in zip(items, parsed, strict=True):
         try:
             mail = fill_from_fast(raw, result)
-            mail.enrichment = findings_for(mail)  # enrichment (issue 8): before the writers drop bytes
+            if team is None or mail.sender is None or not team.is_team_address(mail.sender.address):
+                mail.enrichment = findings_for(mail)  # enrichment (issue 8): before the writers drop bytes
             writes.append(_FILE_WRITERS.submit(store_attachments, mail, blobs))
             mail.main_text = main_text(mail.text)
             prepared.append(Prepared(raw, seen, mail, origin=origin))
