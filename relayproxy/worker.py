@@ -31,9 +31,13 @@ def default_processes() -> int:
 
 
 class IngestWorker:
-    def __init__(self, graph: Graph, processes: int = 0) -> None:
+    """Ingests the journal; `quiet` and `max_delay` make it yield to relaying (see `run`)."""
+
+    def __init__(self, graph: Graph, processes: int = 0, *, quiet: float = 0.2, max_delay: float = 5.0) -> None:
         self.graph = graph
         self.processes = processes
+        self.quiet = quiet
+        self.max_delay = max_delay
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -72,7 +76,12 @@ class IngestWorker:
         return len(entries)
 
     async def run(self) -> None:
-        """Ingest until stopped; a failing batch is logged and retried after a pause."""
+        """Ingest until stopped; a failing batch is logged and retried after a pause.
+
+        Relaying comes first: after a wake-up the worker waits until captures have paused for
+        `quiet` seconds (at most `max_delay`), so a burst of mail is relayed at full speed and
+        ingested right after it, instead of the two competing for the same cores.
+        """
         while not self._stopping:
             self._wake.clear()
             try:
@@ -85,6 +94,16 @@ class IngestWorker:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            await self._wait_for_a_pause()
+
+    async def _wait_for_a_pause(self) -> None:
+        deadline = time.monotonic() + self.max_delay
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=min(self.quiet, left))
+            except TimeoutError:
+                return
 
     async def drain(self, timeout: float = 30.0) -> bool:
         """Ingest everything journalled so far; True when the journal is empty."""
