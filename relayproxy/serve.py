@@ -121,7 +121,7 @@ class Service:
         async def login_check(username: str, password: str) -> bool:
             return await check_login(self.settings, username, password)
 
-        site = create_app(self.settings, self.graph, login_check)
+        site = create_app(self.settings, self.graph, login_check, history=self.history)
         return Starlette(routes=[Route("/healthz", self.healthz), Route("/metrics", self.metrics), Mount("/", site)])
 
     async def healthz(self, request: Request) -> JSONResponse:

@@ -104,8 +104,11 @@ def templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-def create_app(settings: Settings, graph: Graph, login_check: LoginCheck, *, views: Views | None = None) -> Starlette:
-    """The site for `graph`; `login_check(username, password)` verifies mail credentials."""
+def create_app(
+    settings: Settings, graph: Graph, login_check: LoginCheck, *, views: Views | None = None, history: Any = None
+) -> Starlette:
+    """The site for `graph`; `login_check(username, password)` verifies mail credentials;
+    `history` (an imap.sync.HistorySync) lets members start their history sync."""
     views = views or Views()
     broker = live.Broker(views)
 
@@ -136,4 +139,5 @@ def create_app(settings: Settings, graph: Graph, login_check: LoginCheck, *, vie
     app.state.auth = Authenticator(settings, login_check)
     app.state.templates = templates()
     app.state.broker = broker
+    app.state.history = history
     return app

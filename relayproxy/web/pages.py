@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from relayproxy.graph import enrich_store, merge, settings, views
+from relayproxy.graph import enrich_store, merge, settings, sync_state, views
 from relayproxy.graph.ingest import iso
 from relayproxy.graph.strength import DEGREES
 from relayproxy.graph.visibility import LEVELS, at_least
@@ -235,7 +235,28 @@ async def settings_page(request: Request) -> Response:
     who = await viewer(request)
     mine = await read(request, lambda conn: views.settings_of(conn, who))
     members = [m for m in await read(request, views.members) if m["id"] != who.id]
-    return render(request, "settings.html", {"settings": mine, "members": members, "levels": LEVELS})
+    history = request.app.state.history
+    sync = {
+        "available": history is not None,
+        "running": history is not None and history.running(who.login),
+        "mailboxes": await read(request, lambda conn: sync_state.for_member(conn, who.login)),
+    }
+    context = {"settings": mine, "members": members, "levels": LEVELS, "sync": sync}
+    return render(request, "settings.html", context)
+
+
+async def start_sync(request: Request) -> Response:
+    """Fetch the member's history from the mail server now; the password is used, never kept."""
+    who = await viewer(request)
+    form = await csrf.checked_form(request)
+    history = request.app.state.history
+    if history is None:
+        raise HTTPException(404, "History sync is not available here.")
+    password = str(form.get("password", ""))
+    if not await request.app.state.auth.login_check(who.login, password):
+        raise HTTPException(422, "The mail server did not accept that password.")
+    history.start(who.login, who.login, password)
+    return see_other("/settings")
 
 
 async def set_sharing(request: Request) -> Response:
@@ -337,6 +358,7 @@ routes = [
     Route("/messages/{id:int}/attachments/{attachment:int}", attachment),
     Route("/settings", settings_page),
     Route("/settings/sharing", set_sharing, methods=["POST"]),
+    Route("/settings/sync", start_sync, methods=["POST"]),
     Route("/settings/exceptions", set_exception, methods=["POST"]),
     Route("/settings/exclusions", add_exclusion, methods=["POST"]),
     Route("/settings/exclusions/remove", remove_exclusion, methods=["POST"]),
