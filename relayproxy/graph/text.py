@@ -51,7 +51,8 @@ _OPENS = re.compile(r"\n" + _LINE_OPENING)
 _FIRST_LINE_OPENS = re.compile(_LINE_OPENING)
 _ENDS_WITH_COLON = re.compile(r":[ \t]*(?:\n|$)")
 _ENDS_WITH_WIDE_COLON = re.compile(r"\uff1a[ \t]*(?:\n|$)")  # CJK mail
-_SIG_DASHES = re.compile(r"^-- ?$", re.M)  # RFC 3676 §4.3 signature separator
+# RFC 3676 §4.3 signature separator "-- " on a line of its own (opening with a literal: fast).
+_SIG_DASHES = re.compile(r"\n-- ?(?=\n|$)")
 _TAIL = 1200  # signatures sit in the last lines of the new text
 _MAX_CANDIDATES = 20
 
@@ -125,10 +126,13 @@ def quote_start(text: str) -> int:
     return len(text)
 
 
+@lru_cache(maxsize=8)  # main text and enrichment ask for the same text one after the other
 def _signature_start(text: str) -> int:
+    if text.startswith(("-- \n", "--\n")) or text in ("--", "-- "):
+        return 0
     dashes = _SIG_DASHES.search(text)
     if dashes:
-        return dashes.start()
+        return dashes.start() + 1
     _, signature = _patterns()
     found = signature.search(text, max(0, len(text) - _TAIL))
     return found.start() if found else len(text)
