@@ -234,6 +234,25 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE people ADD COLUMN links TEXT NOT NULL DEFAULT '[]'",  # JSON list of URLs
         "ALTER TABLE companies ADD COLUMN logo TEXT",
     ],
+    # 4: continuous sync (issue 7): the credentials of members who opted in, sealed with a key
+    # that is not in the database (relayproxy/sealing.py, graph/credentials.py), and how far
+    # each IDLE watcher has read each mailbox (graph/watch_state.py).
+    [
+        """CREATE TABLE sync_credentials (
+            member TEXT PRIMARY KEY,             -- the member's login
+            sealed BLOB NOT NULL,                -- Fernet token of the user name and password
+            created_at TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE watch_state (
+            member TEXT NOT NULL,
+            mailbox TEXT NOT NULL,
+            uidvalidity INTEGER NOT NULL,
+            last_uid INTEGER NOT NULL,           -- every UID up to it was read (or predates the watch)
+            captured INTEGER NOT NULL DEFAULT 0, -- messages fetched by the watcher
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (member, mailbox)
+        ) WITHOUT ROWID""",
+    ],
 ]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from relayproxy.graph import Graph, Prepared, prepare_many, prepare_one
@@ -22,6 +22,7 @@ from relayproxy.graph.ingest import Ingested, Seen, iso
 from relayproxy.graph.mail import now_utc
 
 SOURCE = "sync"
+Record = Callable[[sqlite3.Connection, int, int, str], None]  # (conn, count, new, now)
 _COLUMNS = (
     "member, mailbox, uidvalidity, headers_uid, bodies_uid, in_window, headers_done,"
     " bodies_done, new_messages, status, error, updated_at"
@@ -147,10 +148,24 @@ class GraphSyncStore:
         but write in the order they were called, and a call whose predecessor failed fails
         too, so recorded progress never passes a batch that is not in the graph.
         """
+
+        def record(conn: sqlite3.Connection, count: int, new: int, now: str) -> None:
+            advance(conn, member, mailbox, headers_only=headers_only, last_uid=last_uid,
+                    count=count, new=new, now=now)
+
+        return await self.ingest_recorded(member, messages, headers_only=headers_only,
+                                          origin=f"sync {mailbox}", record=record)
+
+    async def ingest_recorded(
+        self, member: str, messages: Sequence[bytes], *, headers_only: bool, origin: str, record: Record,
+        source: str = SOURCE,
+    ) -> int:
+        """Ingest a batch, calling `record(conn, count, new, now)` in the same transaction to note
+        progress; ordered as `ingest` says. Shared by the history sync and the IDLE watcher."""
         previous, mine = self._last_write, asyncio.get_running_loop().create_future()
         self._last_write = mine
         try:
-            new = await self._ingest(member, mailbox, messages, headers_only, last_uid, previous)
+            new = await self._ingest(member, messages, headers_only, origin, source, record, previous)
         except BaseException as exc:
             mine.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
             mine.exception()  # retrieved: only successors care
@@ -159,13 +174,12 @@ class GraphSyncStore:
         return new
 
     async def _ingest(
-        self, member: str, mailbox: str, messages: Sequence[bytes], headers_only: bool, last_uid: int,
-        previous: asyncio.Future[None] | None,
+        self, member: str, messages: Sequence[bytes], headers_only: bool, origin: str, source: str,
+        record: Record, previous: asyncio.Future[None] | None,
     ) -> int:
         captured = now_utc()
-        seen = Seen(member, SOURCE, captured)
+        seen = Seen(member, source, captured)
         blobs = self.graph.blobs
-        origin = f"sync {mailbox}"
 
         def parse() -> list[Prepared]:
             if headers_only:
@@ -180,8 +194,7 @@ class GraphSyncStore:
         def write(conn: sqlite3.Connection) -> tuple[list[Ingested | None], int]:
             results = self.graph.write_prepared(conn, batch)
             new = sum(1 for r in results if r is not None and r.new)
-            advance(conn, member, mailbox, headers_only=headers_only, last_uid=last_uid,
-                    count=len(batch), new=new, now=now)
+            record(conn, len(batch), new, now)
             return results, new
 
         results, new = await self.graph.store.write(write)
