@@ -78,6 +78,8 @@ def import_paths(
     workers = max(1, min(os.cpu_count() or 1, 4))
     team = team_of(graph.settings)
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(workers):  # start the workers now: they load while this process scans
+        pool.submit(_warm)
 
     def settle(future: concurrent.futures.Future[list[Ingested | None]]) -> None:
         for result in future.result():
@@ -112,6 +114,15 @@ def import_paths(
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
     return summary
+
+
+def _warm() -> None:
+    """Load what parsing needs (the public-suffix list, the reply patterns) ahead of the first batch."""
+    from relayproxy.graph.companies import registrable_domain
+    from relayproxy.graph.text import main_text
+
+    registrable_domain("example.com")
+    main_text("warm\n\nOn Mon, 1 Jan 2026, A <a@example.com> wrote:\n> x\n")
 
 
 def _prepare(
