@@ -126,11 +126,7 @@ class Service:
 
     async def healthz(self, request: Request) -> JSONResponse:
         """Listeners up, database writable, journal lag."""
-        try:
-            await asyncio.wait_for(self.graph.store.write(lambda conn: conn.execute("SELECT 1").fetchone()), 5)
-            writable = True
-        except Exception:
-            writable = False
+        writable = await self.graph.writable()
         lag = await asyncio.to_thread(self.graph.journal_lag)
         listening = self.web is not None and not self._stop.is_set()
         ok = writable and listening

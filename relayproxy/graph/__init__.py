@@ -6,6 +6,7 @@ the attachment `BlobStore` and the `Ingestor`, and offers the few operations cal
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -80,6 +81,14 @@ class Graph:
 
     def close(self) -> None:
         self.store.close()
+
+    async def writable(self, timeout: float = 5.0) -> bool:
+        """True when the writer commits a transaction within `timeout` seconds (for /healthz)."""
+        try:
+            await asyncio.wait_for(self.store.write(lambda conn: conn.execute("SELECT 1").fetchone()), timeout)
+        except Exception:
+            return False
+        return True
 
     def subscribe(self, listener: Callable[[list[int]], None]) -> Callable[[], None]:
         """Call `listener(message_ids)` after each ingested batch; returns an unsubscribe function."""
