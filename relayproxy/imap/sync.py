@@ -104,6 +104,7 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     """aioimaplib's protocol with an iterative response reader and loud connection loss."""
 
     lost = False
+    exists_seen = 0  # untagged EXISTS lines so far (the IDLE watcher's "anything new?")
 
     def data_received(self, d: bytes) -> None:
         # Same semantics as the library's recursive `_handle_responses` (#118), as a loop over
@@ -135,6 +136,8 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
                 return
             line = data[pos:end]
             pos = end + 2
+            if line.endswith(b" EXISTS") and line.startswith(b"* "):  # RFC 9051 §7.4.1
+                self.exists_seen += 1
             handled = self._handle_line(line, cmd)
             literal = literal_data_re.match(line)
             if literal:
@@ -682,25 +685,7 @@ class HistorySync:
     # -- one connection ----------------------------------------------------------------------
 
     async def _connect(self, username: str, password: str) -> _Client:
-        settings = self.settings
-        where = upstream_address(settings)
-        security = settings.imap.upstream_security
-        context = tls.upstream_context(settings) if security != "none" else None
-        client = _Client(where.host, where.port, security=security, context=context, timeout=self.timeout)
-        try:
-            await client.wait_hello_from_server()
-        except Exception as exc:
-            client.abort()
-            raise UpstreamUnavailable(describe(exc, where)) from None
-        try:
-            accepted = await client.sign_in(username, password)
-        except BaseException:
-            client.abort()
-            raise
-        if not accepted:
-            client.abort()
-            raise SignInRefused(f"the mail server at {where} refused the member's sign-in")
-        return client
+        return await connect(self.settings, username, password, self.timeout)
 
     async def _sync_once(
         self, member: str, username: str, password: str, report: SyncReport, throttle: Throttle
@@ -797,6 +782,31 @@ class HistorySync:
             for future in ingesting:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(future)
+
+
+async def connect(settings: Settings, username: str, password: str, timeout: float) -> _Client:
+    """A signed-in aioimaplib client to the upstream server, connected the relay's way.
+
+    Raises UpstreamUnavailable when the server cannot be reached, SignInRefused when it says no.
+    """
+    where = upstream_address(settings)
+    security = settings.imap.upstream_security
+    context = tls.upstream_context(settings) if security != "none" else None
+    client = _Client(where.host, where.port, security=security, context=context, timeout=timeout)
+    try:
+        await client.wait_hello_from_server()
+    except Exception as exc:
+        client.abort()
+        raise UpstreamUnavailable(describe(exc, where)) from None
+    try:
+        accepted = await client.sign_in(username, password)
+    except BaseException:
+        client.abort()
+        raise
+    if not accepted:
+        client.abort()
+        raise SignInRefused(f"the mail server at {where} refused the member's sign-in")
+    return client
 
 
 def _check(response: Any, what: str) -> None:
