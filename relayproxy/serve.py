@@ -91,9 +91,12 @@ class Service:
     """Everything `serve` runs, with start and stop in the right order."""
 
     def __init__(self, settings: Settings) -> None:
+        from relayproxy.continuous import ContinuousSync
         from relayproxy.graph.sync_state import GraphSyncStore
+        from relayproxy.graph.watch_state import GraphWatchStore
         from relayproxy.imap.relay import ImapProxy
         from relayproxy.imap.sync import HistorySync
+        from relayproxy.imap.watch import MailWatch
         from relayproxy.smtp.server import SmtpProxy
 
         self.settings = settings
@@ -109,6 +112,8 @@ class Service:
         # History sync (issue 7): a member's first sign-in through the proxy backfills their mail.
         self.history = HistorySync(settings, GraphSyncStore(self.graph))
         self.imap.on_login = self.history.on_login
+        # Continuous sync (issue 7): IDLE watchers for members who opted in on the settings page.
+        self.continuous = ContinuousSync(settings, self.graph, MailWatch(settings, GraphWatchStore(self.graph)))
         self.web: _WebServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
@@ -121,7 +126,8 @@ class Service:
         async def login_check(username: str, password: str) -> bool:
             return await check_login(self.settings, username, password)
 
-        site = create_app(self.settings, self.graph, login_check, history=self.history)
+        site = create_app(self.settings, self.graph, login_check, history=self.history,
+                          continuous=self.continuous)
         return Starlette(routes=[Route("/healthz", self.healthz), Route("/metrics", self.metrics), Mount("/", site)])
 
     async def healthz(self, request: Request) -> JSONResponse:
@@ -158,6 +164,9 @@ class Service:
         self._tasks.append(asyncio.create_task(self._warn_if_upstream_down(), name="upstream-probe"))
         if self.settings.enrichment_web:
             self._tasks.append(asyncio.create_task(self._refresh_websites(), name="websites"))
+        watched = await self.continuous.resume()
+        if watched:
+            log.info("continuous sync: watching the mail of %d members", watched)
         log.info("web site on http://%s/", self.settings.web_listen)
 
     async def _warn_if_upstream_down(self) -> None:
@@ -209,6 +218,7 @@ class Service:
         self.smtp.settings = settings
         self.imap.settings = settings
         self.history.settings = settings
+        self.continuous.settings = self.continuous.watch.settings = settings
         log.info("reload: %d members", len(settings.members))
 
     def request_stop(self) -> None:
@@ -226,6 +236,7 @@ class Service:
             self.web.should_exit = True
         await self.capture.flush()
         await self.history.stop()  # progress is recorded per batch: the next start resumes
+        await self.continuous.stop()  # positions are recorded per batch: the next start resumes
         self.worker.stop()
         for task in self._tasks:
             if task.get_name() in ("upstream-probe", "websites"):

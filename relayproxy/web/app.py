@@ -105,10 +105,12 @@ def templates() -> Jinja2Templates:
 
 
 def create_app(
-    settings: Settings, graph: Graph, login_check: LoginCheck, *, views: Views | None = None, history: Any = None
+    settings: Settings, graph: Graph, login_check: LoginCheck, *, views: Views | None = None, history: Any = None,
+    continuous: Any = None,
 ) -> Starlette:
     """The site for `graph`; `login_check(username, password)` verifies mail credentials;
-    `history` (an imap.sync.HistorySync) lets members start their history sync."""
+    `history` (an imap.sync.HistorySync) lets members start their history sync, `continuous`
+    (a continuous.ContinuousSync) opt in to continuous sync and out."""
     views = views or Views()
     broker = live.Broker(views)
 
@@ -140,4 +142,5 @@ def create_app(
     app.state.templates = templates()
     app.state.broker = broker
     app.state.history = history
+    app.state.continuous = continuous
     return app

@@ -19,6 +19,7 @@ from relayproxy.graph import enrich_store, merge, settings, sync_state, views
 from relayproxy.graph.ingest import iso
 from relayproxy.graph.strength import DEGREES
 from relayproxy.graph.visibility import LEVELS, at_least
+from relayproxy.sealing import SyncKeyError
 from relayproxy.web import csrf
 from relayproxy.web.access import int_param, read, viewer
 from relayproxy.web.auth import Authenticator, client_address
@@ -241,7 +242,9 @@ async def settings_page(request: Request) -> Response:
         "running": history is not None and history.running(who.login),
         "mailboxes": await read(request, lambda conn: sync_state.for_member(conn, who.login)),
     }
-    context = {"settings": mine, "members": members, "levels": LEVELS, "sync": sync}
+    continuous = request.app.state.continuous
+    watch = await continuous.status(who.login) if continuous is not None else None
+    context = {"settings": mine, "members": members, "levels": LEVELS, "sync": sync, "watch": watch}
     return render(request, "settings.html", context)
 
 
@@ -256,6 +259,34 @@ async def start_sync(request: Request) -> Response:
     if not await request.app.state.auth.login_check(who.login, password):
         raise HTTPException(422, "The mail server did not accept that password.")
     history.start(who.login, who.login, password)
+    return see_other("/settings")
+
+
+async def continuous_on(request: Request) -> Response:
+    """Opt in to continuous sync: the checked password is stored sealed and IDLE watchers start."""
+    who = await viewer(request)
+    form = await csrf.checked_form(request)
+    continuous = request.app.state.continuous
+    if continuous is None:
+        raise HTTPException(404, "Continuous sync is not available here.")
+    password = str(form.get("password", ""))
+    if not await request.app.state.auth.login_check(who.login, password):
+        raise HTTPException(422, "The mail server did not accept that password.")
+    try:
+        await continuous.opt_in(who.login, who.login, password)
+    except SyncKeyError as exc:
+        raise HTTPException(422, f"Continuous sync cannot be turned on: {exc}") from None
+    return see_other("/settings")
+
+
+async def continuous_off(request: Request) -> Response:
+    """Opt out: the stored credential is deleted and the watchers stop."""
+    who = await viewer(request)
+    await csrf.checked_form(request)
+    continuous = request.app.state.continuous
+    if continuous is None:
+        raise HTTPException(404, "Continuous sync is not available here.")
+    await continuous.opt_out(who.login)
     return see_other("/settings")
 
 
@@ -359,6 +390,8 @@ routes = [
     Route("/settings", settings_page),
     Route("/settings/sharing", set_sharing, methods=["POST"]),
     Route("/settings/sync", start_sync, methods=["POST"]),
+    Route("/settings/continuous", continuous_on, methods=["POST"]),
+    Route("/settings/continuous/off", continuous_off, methods=["POST"]),
     Route("/settings/exceptions", set_exception, methods=["POST"]),
     Route("/settings/exclusions", add_exclusion, methods=["POST"]),
     Route("/settings/exclusions/remove", remove_exclusion, methods=["POST"]),
