@@ -21,6 +21,11 @@ _HELP: dict[str, str] = {
     "parser_fallbacks_total": "IMAP connections that fell back to a blind byte pipe.",
     "journal_lag": "Journal entries accepted but not yet ingested.",
     "ingested_total": "Messages ingested into the graph.",
+    "watch_connections": "Continuous sync: mailboxes with an IDLE connection open now.",
+    "watch_failing": "Continuous sync: mailboxes whose watcher is retrying or stopped (see /settings).",
+    "watch_not_started": "Continuous sync: opted-in members not watched (no key, or a changed one).",
+    "watch_errors_total": "Continuous sync failures, per reason (signin and key are not retried).",
+    "watch_messages_total": "Messages fetched by continuous sync.",
 }
 
 _counters: dict[str, dict[_Labels, float]] = defaultdict(lambda: defaultdict(float))

@@ -183,3 +183,66 @@ async def test_after_the_server_drops_the_connection_the_watcher_reconnects_and_
         assert dropper.server is not None
         dropper.server.close()
     assert subjects(graph) == {"while-down 1", "after 2"}
+
+
+# --- in `relayproxy serve` -------------------------------------------------------------------
+
+
+def test_serve_watches_an_opted_in_member_and_resumes_the_watch_after_a_restart(
+    dovecot: Dovecot, certs: object, tmp_path: Path, user: tuple[str, str]
+) -> None:
+    import re
+    import sqlite3
+    import time
+
+    import httpx
+    from cryptography.fernet import Fernet
+
+    from tests.e2e.system import Serve, running, write_config
+
+    login, password = user
+    path = write_config(tmp_path, certs, {login: password}, 9, dovecot)  # type: ignore[arg-type]
+    (tmp_path / "sync.key").write_text(Fernet.generate_key().decode())
+    path.write_text(path.read_text().replace("[team]", f'[sync]\nkey_file = "{tmp_path}/sync.key"\n[team]'))
+    serve = Serve(tmp_path, path)
+
+    def subjects() -> set[str]:
+        with sqlite3.connect(serve.settings.storage.database) as conn:
+            return {row[0] for row in conn.execute("SELECT subject FROM messages")}
+
+    def until(condition: object, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():  # type: ignore[operator]
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)  # another process: polling is the only signal
+
+    def metrics_text() -> str:
+        web = serve.settings.web_listen
+        return httpx.get(f"http://{web.host}:{web.port}/metrics", timeout=5).text
+
+    with running(serve):
+        web = serve.settings.web_listen
+        with httpx.Client(base_url=f"http://{web.host}:{web.port}", timeout=10) as site:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', site.get("/login").text)
+            assert token is not None
+            site.post("/login", data={"username": login, "password": password, "csrf_token": token.group(1)})
+            page = site.get("/settings").text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+            assert token is not None and "Turn continuous sync on" in page
+            answer = site.post("/settings/continuous", data={"password": password, "csrf_token": token.group(1)})
+            assert answer.status_code == 303, answer.text
+            until(lambda: "relayproxy_watch_connections 2.0" in metrics_text(), "INBOX and Sent watched")
+            dovecot.deliver(login, mail(1, "x@globex.com", login, "live"))
+            until(lambda: "live 1" in subjects(), "captured while watching")
+        started = time.monotonic()
+    assert serve.process is not None and serve.process.returncode == 0
+    assert time.monotonic() - started < 5  # the watchers do not hold up the stop
+
+    dovecot.deliver(login, mail(2, "y@globex.com", login, "while-stopped"))
+    with running(serve):
+        until(lambda: "while-stopped 2" in subjects(), "the watch resumed after the restart")
+    log = (tmp_path / "serve.log").read_text()
+    assert password not in log and "continuous sync" in log
+    database = Path(serve.settings.storage.database)
+    stored = b"".join(p.read_bytes() for p in database.parent.iterdir() if p.name.startswith(database.name))
+    assert password.encode() not in stored
