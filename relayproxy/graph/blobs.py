@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -17,8 +18,9 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._base = str(self.root)
         self._known: set[str] = set()
-        self._folders: set[Path] = set()
+        self._folders: set[str] = set()
         self._counter = itertools.count()
 
     def path(self, sha256: str) -> Path:
@@ -32,20 +34,27 @@ class BlobStore:
         digest = hashlib.sha256(content).hexdigest()
         if digest in self._known:
             return digest
-        target = self.path(digest)
-        if not target.exists():
-            folder = target.parent
+        # Plain os calls: an import stores thousands of these a second.
+        folder = os.path.join(self._base, digest[:2])
+        target = os.path.join(folder, digest[2:])
+        if not os.path.exists(target):
             if folder not in self._folders:
-                folder.mkdir(parents=True, exist_ok=True)
+                os.makedirs(folder, exist_ok=True)
                 self._folders.add(folder)
             # Written under a unique temporary name, then renamed: a reader never sees half a file.
-            temp = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(self._counter)}"
+            temp = os.path.join(folder, f".tmp-{os.getpid()}-{threading.get_ident()}-{next(self._counter)}")
             try:
-                with open(temp, "wb") as out:
-                    out.write(content)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    view = memoryview(content)
+                    while view:
+                        view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
                 os.replace(temp, target)
             except BaseException:
-                temp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
                 raise
         if len(self._known) < 1_000_000:
             self._known.add(digest)
