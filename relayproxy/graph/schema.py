@@ -153,9 +153,10 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (member_id, person_id)
         ) WITHOUT ROWID""",
         # External-content index over messages(subject, full_text): no second copy of the text.
+        # columnsize=0: searches are not ranked, so the per-row column sizes are not kept.
         """CREATE VIRTUAL TABLE message_text USING fts5(
             subject, full_text, content='messages', content_rowid='id',
-            tokenize='unicode61 remove_diacritics 2'
+            tokenize='unicode61 remove_diacritics 2', columnsize=0
         )""",
     ],
     # 2: history sync progress, per member and mailbox (graph/sync_state.py).
