@@ -7,7 +7,6 @@ the attachment `BlobStore` and the `Ingestor`, and offers the few operations cal
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -212,9 +211,6 @@ def prepare_journal(
     return prepared
 
 
-_FILE_WRITERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="blob-writer")
-
-
 def team_of(settings: Settings) -> Team:
     """The team's addresses and domains as the config names them (for work outside the writer)."""
     return Team.build(settings.team_domains, [(m.login, m.addresses) for m in settings.members])
@@ -223,8 +219,9 @@ def team_of(settings: Settings) -> Team:
 def prepare_many(
     items: Sequence[tuple[bytes, Seen, str | None]], blobs: BlobStore | None, team: Team | None = None
 ) -> list[Prepared]:
-    """Parse a batch at once: the Rust parser uses every core, attachment files are written by
-    a few threads (file creation waits on the disk, not the CPU), the rest runs per message.
+    """Parse a batch at once (the Rust parser uses every core), then each message's main text,
+    enrichment findings and attachment files. A failure to store a file (disk full) raises: the
+    batch is retried rather than its mail filed as unparsable.
 
     With `team`, mail the team sent is not read for enrichment: it would describe a colleague."""
     raws: list[str | bytes] = [raw for raw, _, _ in items]
@@ -233,19 +230,18 @@ def prepare_many(
     except Exception as exc:  # the batch call itself failed: each message takes the tolerant path
         parsed = [exc] * len(raws)
     prepared: list[Prepared] = []
-    writes = []
     for (raw, seen, origin), result in zip(items, parsed, strict=True):
         try:
             mail = fill_from_fast(raw, result)
             if team is None or mail.sender is None or not team.is_team_address(mail.sender.address):
-                mail.enrichment = findings_for(mail)  # enrichment (issue 8): before the writers drop bytes
-            writes.append(_FILE_WRITERS.submit(store_attachments, mail, blobs))
+                mail.enrichment = findings_for(mail)  # enrichment (issue 8): before attachment bytes go
             mail.main_text = main_text(mail.text)
-            prepared.append(Prepared(raw, seen, mail, origin=origin))
         except UnparsableMail as exc:
             prepared.append(Prepared(raw, seen, None, str(exc), origin))
+            continue
         except Exception as exc:  # a parser bug costs one message, not the batch
             prepared.append(Prepared(raw, seen, None, f"{type(exc).__name__}: {exc}", origin))
-    for write in writes:
-        write.result()
+            continue
+        store_attachments(mail, blobs)
+        prepared.append(Prepared(raw, seen, mail, origin=origin))
     return prepared
