@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 _AUTOMATED_LOCAL = re.compile(
     r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply|mailer[-_.]?daemon|postmaster|"
@@ -67,6 +68,7 @@ def name_from_local_part(address: str) -> str:
     return " ".join(w[:1].upper() + w[1:] for w in words)
 
 
+@lru_cache(maxsize=65536)  # the same people write again and again
 def clean_display_name(name: str, address: str) -> str:
     """A usable person name from a display name, or "" (empty, an address, or junk)."""
     text = " ".join(name.replace('"', " ").split()).strip(" '")
@@ -87,6 +89,7 @@ class Team:
     domains: tuple[str, ...] = ()
     member_of_address: Mapping[str, str] = field(default_factory=dict)  # address → login
     excluded: frozenset[str] = frozenset()  # addresses and domains
+    _verdicts: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)  # makes_person cache
 
     @classmethod
     def build(
@@ -121,9 +124,15 @@ class Team:
 
     def makes_person(self, address: str) -> bool:
         """Whether mail with `address` makes (or counts for) a person."""
-        return (
+        known = self._verdicts.get(address)
+        if known is not None:
+            return known
+        verdict = (
             is_valid_address(address)
             and not self.is_team_address(address)
             and not is_automated_address(address)
             and not self.is_excluded(address)
         )
+        if len(self._verdicts) < 200_000:
+            self._verdicts[address] = verdict
+        return verdict
