@@ -8,6 +8,7 @@ else is accepted and kept in memory, as if sent out to the internet.
 from __future__ import annotations
 
 import asyncio
+import logging
 import smtplib
 import warnings
 from collections.abc import Callable
@@ -16,8 +17,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-# aiosmtpd warns about its own use of a deprecated attribute on every AUTH.
+# aiosmtpd warns (and logs) about its own use of a deprecated attribute on every AUTH.
 warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
+logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 
 @dataclass
