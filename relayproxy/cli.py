@@ -43,8 +43,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from relayproxy.importer import ProgressBar, import_paths
-    from relayproxy.mailfiles import MailFileError
+    from relayproxy import parsing_pool
 
     settings = _load(args.config)
     member = settings.member(args.member)
@@ -55,10 +54,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     for path in paths:
         if not path.exists():
             raise CommandError(f"{path} does not exist.")
-    graph = _graph(settings, durable=False)
+    parsers = parsing_pool.start()  # first: the workers load while this process does
+    from relayproxy.importer import ProgressBar, import_paths
+    from relayproxy.mailfiles import MailFileError
+
+    try:
+        graph = _graph(settings, durable=False)
+    except CommandError:
+        parsers.executor.shutdown(cancel_futures=True)
+        raise
     bar = ProgressBar(paths)
     try:
-        summary = import_paths(graph, member.login, paths, bar)
+        summary = import_paths(graph, member.login, paths, bar, parsers=parsers)
     except MailFileError as exc:
         raise CommandError(str(exc)) from None
     finally:

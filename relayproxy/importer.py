@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import multiprocessing
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from relayproxy import parsing_pool
 from relayproxy.graph import Graph, Prepared, Seen, prepare_many, team_of
 from relayproxy.graph.blobs import BlobStore
 from relayproxy.graph.identity import Team
@@ -69,17 +68,15 @@ def _all(paths: list[Path]) -> Iterator[MessageRef]:
 def import_paths(
     graph: Graph, member: str, paths: list[Path], progress: Callable[[Summary], None] | None = None,
     now: datetime | None = None,
+    parsers: parsing_pool.ParsingPool | None = None,
 ) -> Summary:
     """Import every message under `paths` as `member`'s mail; returns the counts."""
     summary = Summary()
     started = now or now_utc()
     pending: concurrent.futures.Future[list[Ingested | None]] | None = None
     parsing: collections.deque[concurrent.futures.Future[list[Prepared]]] = collections.deque()
-    workers = max(1, min(os.cpu_count() or 1, 4))
+    pool, workers = parsers or parsing_pool.start()
     team = team_of(graph.settings)
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    for _ in range(workers):  # start the workers now: they load while this process scans
-        pool.submit(_warm)
 
     def settle(future: concurrent.futures.Future[list[Ingested | None]]) -> None:
         for result in future.result():
@@ -116,7 +113,7 @@ def import_paths(
     return summary
 
 
-def _warm() -> None:
+def warm() -> None:
     """Load what parsing needs (the public-suffix list, the reply patterns) ahead of the first batch."""
     from relayproxy.graph.companies import registrable_domain
     from relayproxy.graph.text import main_text
