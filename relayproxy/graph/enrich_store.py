@@ -406,20 +406,25 @@ def _provenance(rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
     ]
 
 
+def _override_details(conn: sqlite3.Connection, kind: str, entity_id: int) -> dict[str, dict[str, Any]]:
+    """The corrections people made to one person or company: value, who, when."""
+    return {
+        f: {"value": json.loads(v), "member": login, "set_at": at}
+        for f, v, login, at in conn.execute(
+            "SELECT o.field, o.value, m.login, o.set_at FROM overrides o LEFT JOIN members m ON m.id = o.member_id"
+            " WHERE o.kind = ? AND o.entity_id = ?",
+            (kind, entity_id),
+        )
+    }
+
+
 def person_details(conn: sqlite3.Connection, person_id: int) -> dict[str, Any]:
     """A person's enriched fields with provenance: the value shown, whether a person corrected
     it, and every value enrichment found (newest first) with its message, date and confidence."""
     row = conn.execute("SELECT name, job_title, phones, links FROM people WHERE id = ?", (person_id,)).fetchone()
     if row is None:
         return {}
-    overrides = {
-        f: {"value": json.loads(v), "member": login, "set_at": at}
-        for f, v, login, at in conn.execute(
-            "SELECT o.field, o.value, m.login, o.set_at FROM overrides o LEFT JOIN members m ON m.id = o.member_id"
-            " WHERE o.kind = 'person' AND o.entity_id = ?",
-            (person_id,),
-        )
-    }
+    overrides = _override_details(conn, "person", person_id)
     found: dict[str, list[tuple[Any, ...]]] = {}
     for field, *rest in conn.execute(
         "SELECT field, value, source, confidence, message_id, seen_at, times FROM person_facts WHERE person_id = ?"
@@ -448,14 +453,7 @@ def company_details(conn: sqlite3.Connection, company_id: int) -> dict[str, Any]
     ).fetchone()
     if row is None:
         return {}
-    overrides = {
-        f: {"value": json.loads(v), "member": login, "set_at": at}
-        for f, v, login, at in conn.execute(
-            "SELECT o.field, o.value, m.login, o.set_at FROM overrides o LEFT JOIN members m ON m.id = o.member_id"
-            " WHERE o.kind = 'company' AND o.entity_id = ?",
-            (company_id,),
-        )
-    }
+    overrides = _override_details(conn, "company", company_id)
     found: dict[str, list[tuple[Any, ...]]] = {}
     for field, *rest in conn.execute(
         "SELECT field, value, source, confidence, message_id, seen_at, times FROM company_facts"
