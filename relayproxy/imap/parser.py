@@ -779,14 +779,7 @@ class _Interpreter:
             item = fetch.name if fetch.depth == 1 else None
             fetch.name = None
             target = _fetch_kind(item) if item is not None and self.keep else None
-            payload = Payload(literal, self._spill) if target is not None else None
-            if target == "full":
-                fetch.full = payload
-            elif target == "headers":
-                fetch.headers = payload
-            self._server_literal = payload if literal > 0 else None
-            if payload is not None and literal == 0:
-                payload.finish()
+            self._expect_literal(fetch, target, literal)
 
     def _fetch_segment_fast(self, fetch: _Fetch, data: bytes, pos: int, literal: int) -> None:
         """The same for a segment without quoted strings, the usual case, without tokenizing.
@@ -808,16 +801,20 @@ class _Interpreter:
                 m = _FAST_ITEM.search(data, start)
                 if m is not None:
                     target = _fetch_kind(m.group(1).upper())
-            payload = Payload(literal, self._spill) if target is not None else None
-            if target == "full":
-                fetch.full = payload
-            elif target == "headers":
-                fetch.headers = payload
-            self._server_literal = payload if literal > 0 else None
-            if payload is not None and literal == 0:
-                payload.finish()
+            self._expect_literal(fetch, target, literal)
         elif depth <= 0:
             self._fetch_complete(fetch)
+
+    def _expect_literal(self, fetch: _Fetch, target: str | None, size: int) -> None:
+        """A FETCH item's literal of `size` bytes follows: keep it when it is a message or headers."""
+        payload = Payload(size, self._spill) if target is not None else None
+        if target == "full":
+            fetch.full = payload
+        elif target == "headers":
+            fetch.headers = payload
+        self._server_literal = payload if size > 0 else None
+        if payload is not None and size == 0:
+            payload.finish()
 
     def _fetch_complete(self, fetch: _Fetch) -> None:
         self._fetch = None
