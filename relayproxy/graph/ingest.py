@@ -17,7 +17,6 @@ become people without interactions: the message was not between them and the tea
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -412,7 +411,3 @@ def record_unparsable(
         "INSERT INTO unparsable (member, source, origin, error, raw, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         (member, source, origin, error[:500], raw, iso(now)),
     )
-
-
-def recipients_json(recipients: Sequence[str]) -> str:
-    return json.dumps(list(recipients))

@@ -104,16 +104,6 @@ def _recipients(text: str | None) -> tuple[str, ...] | None:
     return tuple(parsed) if parsed is not None else None
 
 
-def take(conn: sqlite3.Connection, limit: int, after: int = 0) -> list[Entry]:
-    """Up to `limit` accepted entries with id > `after`, oldest first."""
-    rows = conn.execute(
-        "SELECT id, member, source, recipients, raw, created_at FROM journal"
-        " WHERE state = 'accepted' AND id > ? ORDER BY id LIMIT ?",
-        (after, limit),
-    ).fetchall()
-    return [Entry(i, m, s, _recipients(r), data, c) for i, m, s, r, data, c in rows]
-
-
 def lag(conn: sqlite3.Connection) -> int:
     """Entries accepted but not yet ingested."""
     return int(conn.execute("SELECT count(*) FROM journal WHERE state = 'accepted'").fetchone()[0])
