@@ -1,10 +1,10 @@
 """The ingest worker: moves journalled mail into the graph, in batches, off the proxies' path.
 
 It sleeps until woken (a capture was journalled) or a second passes, takes the ids of accepted
-journal entries oldest first, and has them read and parsed in a worker process (`processes`,
-by default one fewer than the cores): parsing is CPU work in Python, and in this process it
-would compete with the relays for the interpreter. The parse results come back and are
-ingested in one writer job that also deletes the entries, so a message leaves the journal
+journal entries oldest first, and has them read and parsed in worker processes (`serve` uses
+`default_processes()`, one fewer than the cores): parsing is CPU work in Python, and in this
+process it would compete with the relays for the interpreter. The parse results come back and
+are ingested in one writer job that also deletes the entries, so a message leaves the journal
 exactly when it enters the graph. With `processes=0` parsing runs in a thread instead.
 """
 
