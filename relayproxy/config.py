@@ -85,7 +85,7 @@ class Settings:
     shutdown_timeout: float
     team_domains: tuple[str, ...]
     members: tuple[Member, ...]
-    _by_login: dict[str, Member] = field(default_factory=dict, repr=False, compare=False)
+    _by_login: dict[str, Member] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._by_login.update({m.login.lower(): m for m in self.members})

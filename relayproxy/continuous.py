@@ -109,6 +109,16 @@ class ContinuousSync:
             started += 1
         return started
 
+    async def apply(self, settings: Settings) -> None:
+        """A re-read config: members no longer in it stop being watched (their credential stays
+        until they opt out, so a member who comes back is watched again at the next start)."""
+        self.settings = self.watch.settings = settings
+        configured = {m.login for m in settings.members}
+        for member in self.watch.members():
+            if member not in configured:
+                await self.watch.stop_member(member)
+                log.info("continuous sync of %s: not a member any more; stopped", member)
+
     async def stop(self) -> None:
         await self.watch.stop()
 

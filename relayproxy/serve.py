@@ -218,7 +218,7 @@ class Service:
         self.smtp.settings = settings
         self.imap.settings = settings
         self.history.settings = settings
-        self.continuous.settings = self.continuous.watch.settings = settings
+        self._tasks.append(asyncio.get_running_loop().create_task(self.continuous.apply(settings), name="reload"))
         log.info("reload: %d members", len(settings.members))
 
     def request_stop(self) -> None:

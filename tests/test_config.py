@@ -87,3 +87,12 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert cli.main(["check-config", "--config", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "smtp.listen" in err and "Traceback" not in err
+
+
+def test_a_replaced_settings_object_has_its_own_member_lookup(tmp_path: Path) -> None:
+    import dataclasses
+
+    settings = load_text(tmp_path, "[[team.members]]\nlogin = 'a@example.com'\n[[team.members]]\nlogin = 'b@example.com'\n")
+    fewer = dataclasses.replace(settings, members=settings.members[:1])
+    assert fewer.member("b@example.com") is None
+    assert settings.member("b@example.com") is not None

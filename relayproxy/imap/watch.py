@@ -160,6 +160,10 @@ class MailWatch:
         """Stop every watcher (serve's shutdown)."""
         await asyncio.gather(*(self.stop_member(m, forget=False) for m in list(self._tasks)))
 
+    def members(self) -> list[str]:
+        """The members whose mail is being watched."""
+        return list(self._tasks)
+
     def watching(self, member: str) -> bool:
         """Whether `member` has watcher tasks (in whatever state)."""
         return member in self._tasks

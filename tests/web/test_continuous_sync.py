@@ -150,3 +150,19 @@ async def test_at_start_stored_credentials_resume_and_a_changed_key_is_shown(
         page = (await client.get("/settings")).text
     assert "cannot be decrypted with the key from the environment variable RELAYPROXY_SYNC_KEY" in page
     assert "Turn continuous sync off" in page
+
+
+async def test_a_member_removed_from_the_config_stops_being_watched(
+    dovecot: Dovecot, site_graph: Graph, member: tuple[str, str], stopping: list[ContinuousSync]
+) -> None:
+    import dataclasses
+
+    login, password = member
+    sync = continuous(site_graph, Fernet.generate_key().decode())
+    stopping.append(sync)
+    await sync.opt_in(login, login, password)
+    assert sync.watch.watching(login)
+    others = tuple(m for m in site_graph.settings.members if m.login != login)
+    await sync.apply(dataclasses.replace(site_graph.settings, members=others))
+    assert not sync.watch.watching(login)
+    assert (await sync.status(login)).opted_in  # the credential stays until they opt out
