@@ -92,7 +92,8 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_a_replaced_settings_object_has_its_own_member_lookup(tmp_path: Path) -> None:
     import dataclasses
 
-    settings = load_text(tmp_path, "[[team.members]]\nlogin = 'a@example.com'\n[[team.members]]\nlogin = 'b@example.com'\n")
+    two = "[[team.members]]\nlogin = 'a@example.com'\n[[team.members]]\nlogin = 'b@example.com'\n"
+    settings = load_text(tmp_path, two)
     fewer = dataclasses.replace(settings, members=settings.members[:1])
     assert fewer.member("b@example.com") is None
     assert settings.member("b@example.com") is not None
