@@ -38,6 +38,7 @@ import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from relayproxy.imap.capabilities import CapabilityPolicy, parse_capabilities, rewrite_line
 from relayproxy.imap.literal import DEFAULT_SPILL_THRESHOLD, Payload
@@ -452,7 +453,7 @@ class _Command:
 class _Fetch:
     """A FETCH response being read (RFC 9051 §7.5.2)."""
 
-    __slots__ = ("seq", "depth", "name", "uid", "full", "headers")
+    __slots__ = ("seq", "depth", "name", "uid", "full", "headers", "envelope", "in_envelope")
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
@@ -461,6 +462,71 @@ class _Fetch:
         self.uid: int | None = None
         self.full: Payload | None = None
         self.headers: Payload | None = None
+        self.envelope: list[tuple[str, bytes]] | None = None  # the ENVELOPE's tokens, when kept
+        self.in_envelope = False
+
+
+def _nest(tokens: list[tuple[str, bytes]]) -> Any:
+    """Tokens of one parenthesised IMAP value as nested lists; NIL is None."""
+    stack: list[list[Any]] = [[]]
+    for kind, value in tokens:
+        if kind == "open":
+            stack.append([])
+        elif kind == "close" and len(stack) > 1:
+            done = stack.pop()
+            stack[-1].append(done)
+        elif kind == "atom" and value.upper() == b"NIL":
+            stack[-1].append(None)
+        else:
+            stack[-1].append(value)
+    return stack[0][0] if stack[0] else None
+
+
+def _header_value(value: bytes) -> bytes:
+    return b" ".join(value.split())  # no line breaks may reach a header
+
+
+def _addresses(value: Any) -> bytes:
+    """An ENVELOPE address list ((name adl mailbox host) ...) as a header value."""
+    out = []
+    for entry in value if isinstance(value, list) else []:
+        if not isinstance(entry, list) or len(entry) != 4 or entry[2] is None or entry[3] is None:
+            continue  # group syntax (RFC 9051 §7.5.2): the group's members follow as entries
+        address = entry[2] + b"@" + entry[3]
+        name = entry[0]
+        if name:
+            quoted = _header_value(name).replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+            out.append(b'"' + quoted + b'" <' + address + b">")
+        else:
+            out.append(address)
+    return b", ".join(out)
+
+
+def envelope_headers(tokens: list[tuple[str, bytes]]) -> bytes | None:
+    """A header block rebuilt from an ENVELOPE (RFC 9051 §7.5.2), or None without a Message-ID.
+
+    Only an envelope with a Message-ID is kept: that is what lets the full message, when it
+    passes later, complete this record instead of becoming a second one.
+    """
+    envelope = _nest(tokens)
+    if not isinstance(envelope, list) or len(envelope) < 10 or not envelope[9]:
+        return None
+    date, subject, sender, _, reply_to, to, cc, bcc, in_reply_to, message_id = envelope[:10]
+    lines = []
+    for name, value in (
+        (b"Date", date if isinstance(date, bytes) else None),
+        (b"Subject", subject if isinstance(subject, bytes) else None),
+        (b"From", _addresses(sender)),
+        (b"Reply-To", _addresses(reply_to)),
+        (b"To", _addresses(to)),
+        (b"Cc", _addresses(cc)),
+        (b"Bcc", _addresses(bcc)),
+        (b"In-Reply-To", in_reply_to if isinstance(in_reply_to, bytes) else None),
+        (b"Message-ID", message_id if isinstance(message_id, bytes) else None),
+    ):
+        if value:
+            lines.append(name + b": " + _header_value(value))
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 _FAST_UID = re.compile(rb"[ (]UID (\d+)", re.I)
@@ -750,13 +816,18 @@ class _Interpreter:
         for kind, value in _tokens(data, pos):
             if kind == "literal":
                 continue  # handled below, from the framer's count
+            if fetch.in_envelope and fetch.envelope is not None:
+                fetch.envelope.append((kind, value))  # inside the ENVELOPE being kept
             if kind == "open":
+                if fetch.depth == 1 and fetch.name == b"ENVELOPE" and self.keep:
+                    fetch.envelope, fetch.in_envelope = [(kind, value)], True
                 fetch.depth += 1
                 continue
             if kind == "close":
                 fetch.depth -= 1
                 if fetch.depth == 1:
                     fetch.name = None  # a parenthesised value (FLAGS, ENVELOPE...) ended
+                    fetch.in_envelope = False
                 elif fetch.depth == 0:
                     self._fetch_complete(fetch)
                     return
@@ -829,6 +900,12 @@ class _Interpreter:
             self.events.append(
                 MessageFetched("headers", fetch.headers, fetch.seq, fetch.uid, mailbox, uidvalidity)
             )
+        elif fetch.envelope is not None:
+            block = envelope_headers(fetch.envelope)
+            if block is not None:
+                self.events.append(
+                    MessageFetched("headers", Payload.of(block), fetch.seq, fetch.uid, mailbox, uidvalidity)
+                )
 
 
 # ---------------------------------------------------------------------------------------------

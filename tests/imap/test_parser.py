@@ -383,3 +383,38 @@ def test_unreadable_fetch_raises_for_the_relay_to_fall_back() -> None:
     assert conn.receive_server(data) == data  # framing forwards before interpretation fails
     with pytest.raises(ValueError):
         conn.server_events()
+
+
+ENVELOPE_ONLY: list[Step] = [
+    ("C", b"a1 LOGIN alice \"pw\"\r\n"),
+    ("S", b"a1 OK Logged in\r\n"),
+    ("C", b"a2 SELECT INBOX\r\n"),
+    ("S", b"* OK [UIDVALIDITY 9] UIDs valid\r\na2 OK [READ-WRITE] Select completed\r\n"),
+    ("C", b"a3 UID FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE)\r\n"),
+    ("S", b'* 1 FETCH (UID 4 FLAGS (\\Seen) ENVELOPE ("Mon, 23 Nov 2026 10:00:00 +0000" "Pilot \\"go\\"" '
+          b'(("Jane Doe" NIL "jane" "globex.com")) (("Jane Doe" NIL "jane" "globex.com")) NIL '
+          b'((NIL NIL "alice" "example.com")("Team" NIL NIL NIL)("Sam" NIL "sam" "hooli.com")(NIL NIL NIL NIL)) '
+          b'NIL NIL NIL "<kick@globex.com>") BODYSTRUCTURE ("TEXT" "PLAIN" NIL NIL NIL "7BIT" 5 1))\r\n'),
+    # without a Message-ID an envelope could not be matched with its message later: not kept
+    ("S", b'* 2 FETCH (UID 5 ENVELOPE (NIL "x" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n'),
+    ("S", b"a3 OK Fetch completed\r\n"),
+]
+
+
+def test_an_envelope_becomes_a_header_block() -> None:
+    result = check_all_splits(ENVELOPE_ONLY)
+    assert result.to_client == joined(ENVELOPE_ONLY, "S")
+    fetched = [s for s in result.summary() if s[0] == "fetched"]
+    assert fetched == [(
+        "fetched", "headers", 1, 4, "INBOX",
+        b"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nSubject: Pilot \"go\"\r\n"
+        b"From: \"Jane Doe\" <jane@globex.com>\r\nTo: alice@example.com, \"Sam\" <sam@hooli.com>\r\n"
+        b"Message-ID: <kick@globex.com>\r\n\r\n",
+    )]
+
+
+@settings(max_examples=30, deadline=None)
+@given(sizes=splits_strategy())
+def test_an_envelope_at_random_splits(sizes: list[int]) -> None:
+    a, b = run(ENVELOPE_ONLY), run(ENVELOPE_ONLY, random_splitter(sizes))
+    assert (b.to_client, b.summary()) == (a.to_client, a.summary())

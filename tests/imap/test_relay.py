@@ -202,3 +202,30 @@ async def test_stop_says_bye_to_quiet_sessions(dovecot: Dovecot, make_proxy: Pro
     rest = await asyncio.wait_for(reader.read(), 10)
     writer.close()
     assert rest == b"* BYE [UNAVAILABLE] relayproxy is shutting down\r\n"
+
+
+async def test_an_envelope_fetch_is_captured_as_headers_that_the_graph_reads(
+    dovecot: Dovecot, make_proxy: ProxyFactory
+) -> None:
+    from relayproxy.graph.mail import parse_headers
+
+    login, password, messages = seeded_user(dovecot, count=2)
+    capture = MemoryCapture()
+    proxy = await make_proxy("none", tls=False, members=(login,), capture=capture)
+
+    def session() -> None:
+        c = imaplib.IMAP4("127.0.0.1", proxy.port)
+        c.login(login, password)
+        c.select("INBOX", readonly=True)
+        typ, _ = c.uid("FETCH", "1:*", "(FLAGS ENVELOPE)")
+        assert typ == "OK"
+        c.logout()
+
+    await asyncio.to_thread(session)
+    captured = [m for m in capture.messages if m.source == "imap-headers"]
+    assert len(captured) == 2
+    seen = {mail.key: mail for mail in (parse_headers(m.raw) for m in captured)}
+    for original in messages:
+        real = parse_headers(original)
+        mail = seen[real.key]  # the same Message-ID: the full message will complete this record
+        assert (mail.sender, mail.to, mail.date, mail.subject) == (real.sender, real.to, real.date, real.subject)
