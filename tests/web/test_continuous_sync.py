@@ -100,6 +100,15 @@ async def test_opting_in_watches_the_inbox_and_opting_out_forgets_the_password(
         with sqlite3.connect(site_graph.settings.storage.database) as conn:
             assert conn.execute("SELECT count(*) FROM sync_credentials").fetchone()[0] == 1
 
+        # The stored password can be replaced in place (after a change at the provider): one
+        # credential still, and the watchers restart with it.
+        assert "Update the stored password" in page.text
+        updated = await client.post("/settings/continuous", data={"password": password, "csrf_token": token})
+        assert updated.status_code == 303 and sync.watch.watching(login)
+        await sync.watch.wait_until(lambda: sync.watch.status(login)[0].state == "watching", WAIT)
+        with sqlite3.connect(site_graph.settings.storage.database) as conn:
+            assert conn.execute("SELECT count(*) FROM sync_credentials").fetchone()[0] == 1
+
         off = await client.post("/settings/continuous/off", data={"csrf_token": token})
         assert off.status_code == 303 and not sync.watch.watching(login) and sync.watch.status(login) == []
         with sqlite3.connect(site_graph.settings.storage.database) as conn:
