@@ -68,6 +68,7 @@ from relayproxy.imap.upstream import (
     starttls_command,
     upstream_address,
 )
+from relayproxy.tasks import cancel_and_wait
 
 log = logging.getLogger("relayproxy.imap.sync")
 
@@ -637,10 +638,7 @@ class HistorySync:
 
     async def stop(self) -> None:
         """Cancel running syncs (progress is kept: the next start resumes)."""
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks.values()))
 
     async def sync(self, member: str, username: str, password: str) -> SyncReport:
         """Sync `member` to the end, retrying failures with backoff; never raises for them."""
@@ -695,9 +693,11 @@ class HistorySync:
             for mailbox in await self._mailboxes(client):
                 await self._sync_mailbox(client, member, mailbox, report, throttle)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.logout(), 5)
-            client.abort()
+            try:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.logout(), 5)
+            finally:  # a second cancellation during LOGOUT still closes the connection
+                client.abort()
 
     async def _mailboxes(self, client: _Client) -> list[str]:
         response = await client.list('""', '"*"')

@@ -55,6 +55,7 @@ from relayproxy.imap.sync import (
     sent_mailbox,
     sequence_set,
 )
+from relayproxy.tasks import cancel_and_wait
 
 log = logging.getLogger("relayproxy.imap.watch")
 
@@ -147,9 +148,7 @@ class MailWatch:
     async def stop_member(self, member: str, *, forget: bool = True) -> None:
         """Stop `member`'s watchers (their connections close at once)."""
         tasks = self._tasks.pop(member, [])
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         if forget:
             self._status.pop(member, None)
         if tasks:
