@@ -34,12 +34,14 @@ from relayproxy.web.app import create_app
 MEMBERS = 5
 COMPANIES = 800
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+TITLES = ["Chief Technology Officer", "Head of Sales", "Account Manager", "Founder & CEO", "Procurement Lead"]
 WORDS = "proposal contract pilot budget launch roadmap pricing review meeting invoice renewal".split()
 
 
 def settings_for(folder: Path) -> config.Settings:
-    members = "".join(
-        f'[[team.members]]\nlogin = "m{i}@team.example"\nname = "Member {i}"\nsharing = "full"\n\n'
+    members = "".join(  # two members share metadata only: the viewer's enrichment leaves out their mail
+        f'[[team.members]]\nlogin = "m{i}@team.example"\nname = "Member {i}"\n'
+        f'sharing = "{"full" if i < MEMBERS - 2 else "metadata"}"\n\n'
         for i in range(MEMBERS)
     )
     path = folder / "bench.toml"
@@ -108,6 +110,26 @@ def fill(conn: sqlite3.Connection, messages: int, people: int, seed: int = 7) ->
         inter,
     )
     conn.executemany("INSERT INTO message_text (rowid, subject, full_text) VALUES (?, ?, ?)", text)
+    # Enrichment as ingest leaves it: each person's signature, from the last message they sent.
+    signed: dict[int, tuple[int, str]] = {}  # person → the last message they sent (id, date)
+    for _, person, mid, outbound, at, _ in inter:
+        if not outbound and at > signed.get(person, (0, ""))[1]:
+            signed[person] = (mid, at)
+    facts = []
+    for person, (mid, at) in signed.items():
+        facts.append((person, "job_title", rng.choice(TITLES), mid, at, at))
+        facts.append((person, "phone", f"+1415555{person % 10000:04d}", mid, at, at))
+    conn.executemany(
+        """INSERT INTO person_facts (person_id, field, value, source, confidence, message_id, seen_at, first_seen)
+           VALUES (?, ?, ?, 'signature', 0.9, ?, ?, ?)""",
+        facts,
+    )
+    conn.execute(
+        """UPDATE people SET job_title = (SELECT value FROM person_facts f WHERE f.person_id = people.id
+                                          AND field = 'job_title'),
+                             phones = coalesce((SELECT json_array(value) FROM person_facts f
+                                                WHERE f.person_id = people.id AND field = 'phone'), '[]')"""
+    )
     conn.execute(
         """INSERT INTO stats (member_id, person_id, first_at, last_at, sent, received, last_in, last_out)
            SELECT member_id, person_id, min(at), max(at), sum(outbound), sum(1 - outbound),

@@ -12,6 +12,10 @@ then recomputed for the touched entities by `refresh_person()` / `refresh_compan
 - else the most recent confident value (a signature's job title changes when they are promoted);
 - phones and links are lists: every value stated, newest first.
 
+Those columns hold what a viewer who may read all the mail sees. The facts come from mail text,
+so a viewer who may not read some of it gets `effective()` over the facts from the messages they
+may read (graph/views.py asks graph/visibility.py which those are); overrides show to everyone.
+
 Merging two people folds the other's facts and overrides into the kept person (`merge_people`).
 """
 
@@ -19,9 +23,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from relayproxy.graph import visibility
 from relayproxy.graph.companies import company_name
 from relayproxy.graph.enrichment import (
     Card,
@@ -40,6 +45,10 @@ COMPANY_FIELDS = ("name", "description", "website")
 _MIN_TITLE_CONFIDENCE = 0.5
 _MAX_PHONES = 5
 _MAX_LINKS = 8
+
+# One fact behind a person's effective values: (field, value, id of the newest message stating it).
+Fact = tuple[str, str, int | None]
+Enriched = tuple[str | None, list[str], list[str]]  # job title, phones, links
 
 
 class OverrideError(ValueError):
@@ -209,19 +218,54 @@ def _overrides(conn: sqlite3.Connection, kind: str, entity_id: int) -> dict[str,
     }
 
 
+def person_facts(conn: sqlite3.Connection, person_ids: Iterable[int] | None = None) -> dict[int, list[Fact]]:
+    """The confident job titles, phones and links found for each person (all, or `person_ids`),
+    newest first, with the message that stated each: what `effective` chooses from."""
+    where = ""
+    params: list[Any] = [_MIN_TITLE_CONFIDENCE]
+    if person_ids is not None:
+        where = " AND person_id IN (SELECT value FROM json_each(?))"
+        params.append(json.dumps(sorted(person_ids)))
+    facts: dict[int, list[Fact]] = {}
+    for person_id, field, value, message_id in conn.execute(
+        f"""SELECT person_id, field, value, message_id FROM person_facts
+            WHERE field IN ('job_title', 'phone', 'link') AND (field != 'job_title' OR confidence >= ?){where}
+            ORDER BY person_id, seen_at DESC, confidence DESC, times DESC""",
+        params,
+    ):
+        facts.setdefault(int(person_id), []).append((field, value, message_id))
+    return facts
+
+
+def person_overrides(conn: sqlite3.Connection, person_ids: Iterable[int] | None = None) -> dict[int, dict[str, Any]]:
+    """The corrected fields of each person (all, or `person_ids`) that has any."""
+    where, params = "", []
+    if person_ids is not None:
+        where = " AND entity_id IN (SELECT value FROM json_each(?))"
+        params.append(json.dumps(sorted(person_ids)))
+    found: dict[int, dict[str, Any]] = {}
+    for entity_id, field, value in conn.execute(
+        f"SELECT entity_id, field, value FROM overrides WHERE kind = 'person'{where}", params
+    ):
+        found.setdefault(int(entity_id), {})[field] = json.loads(value)
+    return found
+
+
+def effective(facts: Iterable[Fact], overrides: Mapping[str, Any]) -> Enriched:
+    """A person's job title, phones and links: an override wins, else the newest confident facts."""
+    found: dict[str, list[str]] = {}
+    for field, value, _ in facts:
+        found.setdefault(field, []).append(value)
+    title = overrides["job_title"] if "job_title" in overrides else next(iter(found.get("job_title", [])), None)
+    phones = overrides["phones"] if "phones" in overrides else found.get("phone", [])[:_MAX_PHONES]
+    links = overrides["links"] if "links" in overrides else found.get("link", [])[:_MAX_LINKS]
+    return title, phones, links
+
+
 def refresh_person(conn: sqlite3.Connection, person_id: int) -> None:
     """Recompute a person's effective name, job title, phones and links (overrides win)."""
     overrides = _overrides(conn, "person", person_id)
-    facts: dict[str, list[str]] = {}
-    for field, value in conn.execute(
-        """SELECT field, value FROM person_facts WHERE person_id = ? AND (field != 'job_title' OR confidence >= ?)
-           ORDER BY seen_at DESC, confidence DESC, times DESC""",
-        (person_id, _MIN_TITLE_CONFIDENCE),
-    ):
-        facts.setdefault(field, []).append(value)
-    title = overrides["job_title"] if "job_title" in overrides else next(iter(facts.get("job_title", [])), None)
-    phones = overrides["phones"] if "phones" in overrides else facts.get("phone", [])[:_MAX_PHONES]
-    links = overrides["links"] if "links" in overrides else facts.get("link", [])[:_MAX_LINKS]
+    title, phones, links = effective(person_facts(conn, [person_id]).get(person_id, []), overrides)
     conn.execute(
         "UPDATE people SET job_title = ?, phones = ?, links = ? WHERE id = ?",
         (title, json.dumps(phones), json.dumps(links), person_id),
@@ -418,21 +462,33 @@ def _override_details(conn: sqlite3.Connection, kind: str, entity_id: int) -> di
     }
 
 
-def person_details(conn: sqlite3.Connection, person_id: int) -> dict[str, Any]:
+def person_details(conn: sqlite3.Connection, person_id: int, viewer_id: int | None = None) -> dict[str, Any]:
     """A person's enriched fields with provenance: the value shown, whether a person corrected
-    it, and every value enrichment found (newest first) with its message, date and confidence."""
+    it, and every value enrichment found (newest first) with its message, date and confidence.
+
+    For a `viewer_id`, values found in mail that viewer may not read are left out, and the values
+    shown are chosen without them.
+    """
     row = conn.execute("SELECT name, job_title, phones, links FROM people WHERE id = ?", (person_id,)).fetchone()
     if row is None:
         return {}
     overrides = _override_details(conn, "person", person_id)
-    found: dict[str, list[tuple[Any, ...]]] = {}
-    for field, *rest in conn.execute(
+    rows = conn.execute(
         "SELECT field, value, source, confidence, message_id, seen_at, times FROM person_facts WHERE person_id = ?"
         " ORDER BY seen_at DESC, confidence DESC",
         (person_id,),
-    ):
-        found.setdefault(field, []).append(tuple(rest))
+    ).fetchall()
+    readable = None if viewer_id is None else visibility.readable(conn, viewer_id, {r[4] for r in rows})
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for field, *rest in rows:
+        if readable is None or rest[3] in readable:
+            found.setdefault(field, []).append(tuple(rest))
     values = {"name": row[0], "job_title": row[1], "phones": json.loads(row[2]), "links": json.loads(row[3])}
+    if readable is not None:
+        facts = person_facts(conn, [person_id]).get(person_id, [])
+        corrected = {field: o["value"] for field, o in overrides.items()}
+        chosen = effective([f for f in facts if f[2] in readable], corrected)
+        values.update(zip(("job_title", "phones", "links"), chosen, strict=True))
     source_of = {"name": None, "job_title": "job_title", "phones": "phone", "links": "link"}
     details: dict[str, Any] = {}
     for field in PERSON_FIELDS:

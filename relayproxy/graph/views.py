@@ -13,6 +13,7 @@ here. Pages of one person, company or message query SQLite directly.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -61,7 +62,9 @@ class _Person:
     name: str
     emails: list[str]
     company: dict[str, Any] | None
-    enriched: tuple[str | None, list[str], list[str]] = (None, [], [])  # job title, phones, links
+    enriched: enrich_store.Enriched = (None, [], [])  # job title, phones, links, as everyone may see them...
+    facts: list[enrich_store.Fact] = field(default_factory=list)  # ...unless a fact comes from mail they may not read
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -139,6 +142,12 @@ def _load_people(conn: sqlite3.Connection, index: _Index, ids: set[int] | None) 
         if cid is not None and cid in companies:
             company = {"id": cid, "name": companies[cid][0], "domain": companies[cid][1]}
         index.people[int(pid)] = _Person(name, [], company, (title, json.loads(phones), json.loads(links)))
+    for pid, facts in enrich_store.person_facts(conn, ids).items():
+        if pid in index.people:
+            index.people[pid].facts = facts
+    for pid, overrides in enrich_store.person_overrides(conn, ids).items():
+        if pid in index.people:
+            index.people[pid].overrides = overrides
     where, params = _where("person_id", ids)
     for address, pid in conn.execute(f"SELECT address, person_id FROM addresses{where} ORDER BY rowid", params):
         if pid in index.people:
@@ -316,6 +325,7 @@ class Views:
                 figures.pop(pid, None)
             else:
                 figures[pid] = result
+        _hide_unreadable_enrichment(conn, index, viewer, figures)
         listing = _ViewerList(figures, hidden)
         with self._lock:
             index.viewers[viewer.id] = listing
@@ -485,7 +495,7 @@ class Views:
             "messages": messages,
             "attachments": [a for m in messages for a in m["attachments"]],
             "private": private,
-            "enrichment": enrich_store.person_details(conn, person_id),  # issue 8: values with provenance
+            "enrichment": enrich_store.person_details(conn, person_id, viewer.id),  # issue 8, with provenance
         }
 
     def company(self, conn: sqlite3.Connection, viewer: Viewer, company_id: int) -> dict[str, Any] | None:
@@ -569,6 +579,25 @@ def _counts(rows: list[_Row], hidden: frozenset[int]) -> dict[str, Any]:
 def _dates(conn: sqlite3.Connection, message_ids: Iterable[int]) -> dict[int, str]:
     ids = json.dumps(sorted(message_ids))
     return dict(conn.execute("SELECT id, date FROM messages WHERE id IN (SELECT value FROM json_each(?))", (ids,)))
+
+
+def _hide_unreadable_enrichment(
+    conn: sqlite3.Connection, index: _Index, viewer: Viewer, figures: dict[int, _Figures]
+) -> None:
+    """Job titles, phones and links come from the text of mail (signatures, vCards): a viewer
+    gets only those found in mail whose text they may read, chosen again without the others."""
+    sources = {m for pid in figures for _, _, m in index.people[pid].facts}
+    readable = visibility.readable(conn, viewer.id, sources)
+    if sources <= readable:
+        return
+    for pid, figure in list(figures.items()):
+        person = index.people[pid]
+        if all(m in readable for _, _, m in person.facts):
+            continue
+        title, phones, links = enrich_store.effective([f for f in person.facts if f[2] in readable], person.overrides)
+        figures[pid] = dataclasses.replace(
+            figure, item={**figure.item, "job_title": title, "phones": phones, "links": links}
+        )
 
 
 def _company_items(index: _Index, listing: _ViewerList) -> list[dict[str, Any]]:

@@ -166,3 +166,49 @@ def test_a_message_with_several_copies_shows_at_the_most_open_non_private_level(
     seen = carol.get(f"/api/messages/{first.message_id}").json()  # Bob's copy: metadata
     assert seen["subject"] is None and "text" not in seen
     graph.close()
+
+
+SIGNED = b"""From: Jane Doe <jane@globex.com>
+To: Bob Builder <bob@example.com>
+Subject: Pilot
+Date: Wed, 14 Jan 2026 09:00:00 +0000
+Message-ID: <pilot@globex.com>
+
+Happy to start the pilot next week.
+
+--
+Jane Doe
+Chief Technology Officer | Globex
++1 415 555 0134
+"""
+
+
+def test_enrichment_from_mail_a_member_does_not_share_stays_with_that_member(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, alice_sharing="full")  # Bob shares metadata only
+    graph = Graph(settings, durable=False)
+    graph.ingest_raw(SIGNED, "bob@example.com", "import", now=NOW)
+    app = create_app(settings, graph, dict_login_check, views=Views(now=lambda: NOW))
+    alice, bob = sign_in(TestClient(app), "alice@example.com"), sign_in(TestClient(app), "bob@example.com")
+
+    mine = bob.get("/api/people").json()["items"][0]
+    assert (mine["job_title"], mine["phones"]) == ("Chief Technology Officer", ["+14155550134"])
+    theirs = alice.get("/api/people").json()["items"][0]
+    assert theirs["id"] == mine["id"] and (theirs["job_title"], theirs["phones"]) == (None, [])
+    detail = alice.get(f"/api/people/{mine['id']}").json()
+    assert detail["job_title"] is None and detail["enrichment"]["job_title"] == {
+        "value": None, "override": None, "found": []}
+    assert detail["enrichment"]["phones"]["found"] == [] and detail["enrichment"]["company_as_written"] == []
+    page = alice.get(f"/people/{mine['id']}").text
+    assert "Chief Technology Officer" not in page and "+14155550134" not in page
+    assert "Chief Technology Officer" not in alice.get("/people.csv").text
+    assert "Chief Technology Officer" in bob.get("/people.csv").text
+
+    # A correction is typed by a member, not read from mail: everyone sees it.
+    assert post(alice, f"/people/{mine['id']}/enrichment", field="phones", value="+1 415 555 0199") == 303
+    assert alice.get(f"/api/people/{mine['id']}").json()["phones"] == ["+14155550199"]
+    # Once Bob shares his mail in full, Alice sees what it says.
+    assert post(bob, "/settings/sharing", level="full") == 303
+    opened = alice.get(f"/api/people/{mine['id']}").json()
+    assert opened["job_title"] == "Chief Technology Officer"
+    assert opened["enrichment"]["job_title"]["found"][0]["value"] == "Chief Technology Officer"
+    graph.close()
