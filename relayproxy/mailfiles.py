@@ -3,7 +3,7 @@
 Each message is found as a `MessageRef` — a file, an offset and a length — and its bytes are
 read only by whoever parses it (`MessageRef.load`), so the import command's worker processes
 read mail straight from the files and nothing large passes between processes. mbox files are
-scanned in large chunks for the ``From `` separator at the start of a line (RFC 4155): memory
+scanned in large chunks for the ``From `` separator line (RFC 4155, with its timestamp): memory
 stays flat whatever the file's size, and a truncated last message is still found. Each
 message carries the date of its ``From `` line when there is one (used when the message
 itself has no usable Date).
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,10 @@ from pathlib import Path
 
 _CHUNK = 4 * 1024 * 1024
 _SEPARATOR = b"\nFrom "
+# RFC 4155's From_ line ends in a timestamp ("From sender@example.com Mon Nov  2 10:00:00 2026";
+# "From - ..." from Thunderbird). Requiring its hh:mm tells it from a body line that begins with
+# "From " and was written unquoted, as mboxo writers and hand-made files do.
+_FROM_LINE = re.compile(rb"From [^\n]*\b\d{1,2}:\d\d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,9 @@ def scan_mbox(path: Path) -> Iterator[MessageRef]:
                         pos = max(0, boundary - 1)  # the From line is not all here yet
                         break
                     line_end = len(buffer)
+                if not first and not _FROM_LINE.match(buffer, boundary, line_end):
+                    pos = line_end  # "From " opening a line of a body that was not quoted: not a separator
+                    continue
                 first = False
                 if current is not None:
                     ref = _ref(path, current, at + boundary, index)

@@ -1,0 +1,45 @@
+"""Reading mbox files: separators found across any chunking, body lines that begin with
+"From " left inside their message, a truncated last message kept, From_ line dates read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from relayproxy import mailfiles
+
+FIRST = b"From: jane@globex.com\nSubject: one\n\nFrom there we went on.\nFrom 9 to 5, every day.\n\n"
+SECOND = b"From: bob@initech.co.uk\r\nSubject: two\r\n\r\n>From a quoted line\r\n\r\n"
+THIRD = b"From: pat@gmail.com\nSubject: three, cut short\n\nThe end is miss"
+MBOX = (
+    b"From jane@globex.com Mon Nov  2 10:00:00 2026\n" + FIRST
+    + b"From - Tue Nov  3 11:30:00 2026\r\n" + SECOND
+    + b"From MAILER-DAEMON Wed Nov  4 12:00:59 2026\n" + THIRD
+)
+
+
+@pytest.mark.parametrize("chunk", [len(MBOX) * 2, 1, 7, 64])
+def test_messages_are_split_at_from_lines_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    monkeypatch.setattr(mailfiles, "_CHUNK", chunk)
+    path = tmp_path / "mail.mbox"
+    path.write_bytes(MBOX)
+    refs = list(mailfiles.scan_path(path))
+    assert [ref.load() for ref in refs] == [FIRST, SECOND, THIRD]
+    assert [ref.received for ref in refs] == [
+        datetime(2026, 11, 2, 10, 0, tzinfo=UTC),
+        datetime(2026, 11, 3, 11, 30, tzinfo=UTC),
+        datetime(2026, 11, 4, 12, 0, 59, tzinfo=UTC),
+    ]
+
+
+def test_a_file_that_is_not_an_mbox_is_one_message(tmp_path: Path) -> None:
+    path = tmp_path / "one.eml"
+    path.write_bytes(FIRST)
+    assert [ref.load() for ref in mailfiles.scan_path(path)] == [FIRST]
+
+
+def test_a_missing_path_is_an_error_that_names_it(tmp_path: Path) -> None:
+    with pytest.raises(mailfiles.MailFileError, match="nowhere.mbox does not exist"):
+        list(mailfiles.scan_path(tmp_path / "nowhere.mbox"))
