@@ -92,6 +92,29 @@ class _Index:
     private: dict[int, set[int]]
     base: dict[int, _Figures] = field(default_factory=dict)
     viewers: dict[int, _ViewerList] = field(default_factory=dict)
+    enrichment: dict[int, _Enrichment] = field(default_factory=dict)  # by viewer
+
+
+@dataclass
+class _Enrichment:
+    """What one viewer sees of people's enrichment where it differs from `_Person.enriched`
+    (some of its facts come from mail the viewer may not read), and whom to check again."""
+
+    shown: dict[int, enrich_store.Enriched] = field(default_factory=dict)
+    recheck: set[int] | None = None  # people whose mail changed since; None: everyone
+    items: dict[int, tuple[_Figures, _Figures]] = field(default_factory=dict)  # (from, with `shown`)
+
+    def apply(self, figures: dict[int, _Figures]) -> None:
+        """Put `shown` into the viewer's figures, reusing the figures made last time from the same ones."""
+        for pid, (title, phones, links) in self.shown.items():
+            figure = figures.get(pid)
+            if figure is None:
+                continue
+            made = self.items.get(pid)
+            if made is None or made[0] is not figure:
+                item = {**figure.item, "job_title": title, "phones": phones, "links": links}
+                made = self.items[pid] = (figure, dataclasses.replace(figure, item=item))
+            figures[pid] = made[1]
 
 
 @dataclass
@@ -202,6 +225,9 @@ def _update(conn: sqlite3.Connection, index: _Index, message_ids: list[int]) -> 
         else:
             index.base[pid] = figures
     index.viewers.clear()
+    for seen in index.enrichment.values():
+        if seen.recheck is not None:
+            seen.recheck.update(people)
     index.token = token(conn)
 
 
@@ -325,7 +351,8 @@ class Views:
                 figures.pop(pid, None)
             else:
                 figures[pid] = result
-        _hide_unreadable_enrichment(conn, index, viewer, figures)
+        with self._lock:
+            _enrichment_seen(conn, index, viewer).apply(figures)
         listing = _ViewerList(figures, hidden)
         with self._lock:
             index.viewers[viewer.id] = listing
@@ -581,23 +608,23 @@ def _dates(conn: sqlite3.Connection, message_ids: Iterable[int]) -> dict[int, st
     return dict(conn.execute("SELECT id, date FROM messages WHERE id IN (SELECT value FROM json_each(?))", (ids,)))
 
 
-def _hide_unreadable_enrichment(
-    conn: sqlite3.Connection, index: _Index, viewer: Viewer, figures: dict[int, _Figures]
-) -> None:
+def _enrichment_seen(conn: sqlite3.Connection, index: _Index, viewer: Viewer) -> _Enrichment:
     """Job titles, phones and links come from the text of mail (signatures, vCards): a viewer
-    gets only those found in mail whose text they may read, chosen again without the others."""
-    sources = {m for pid in figures for _, _, m in index.people[pid].facts}
-    readable = visibility.readable(conn, viewer.id, sources)
-    if sources <= readable:
-        return
-    for pid, figure in list(figures.items()):
+    gets only those found in mail whose text they may read, chosen again without the others.
+    Checks only the people whose mail changed since the last call."""
+    seen = index.enrichment.setdefault(viewer.id, _Enrichment())
+    people = index.people.keys() if seen.recheck is None else seen.recheck
+    check = [pid for pid in people if pid in index.people and index.people[pid].facts]
+    for pid in seen.recheck or ():
+        seen.shown.pop(pid, None)
+        seen.items.pop(pid, None)
+    readable = visibility.readable(conn, viewer.id, {m for pid in check for _, _, m in index.people[pid].facts})
+    for pid in check:
         person = index.people[pid]
-        if all(m in readable for _, _, m in person.facts):
-            continue
-        title, phones, links = enrich_store.effective([f for f in person.facts if f[2] in readable], person.overrides)
-        figures[pid] = dataclasses.replace(
-            figure, item={**figure.item, "job_title": title, "phones": phones, "links": links}
-        )
+        if not all(m in readable for _, _, m in person.facts):
+            seen.shown[pid] = enrich_store.effective([f for f in person.facts if f[2] in readable], person.overrides)
+    seen.recheck = set()
+    return seen
 
 
 def _company_items(index: _Index, listing: _ViewerList) -> list[dict[str, Any]]:
