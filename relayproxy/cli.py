@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -144,13 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"relayproxy: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `relayproxy export ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush is quiet too
+        return 0
     except OSError as exc:  # a port in use, a permission problem: the OS said why
         print(f"relayproxy: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":
