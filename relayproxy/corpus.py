@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.header import Header
@@ -81,7 +82,8 @@ def contacts(rng: random.Random, count: int) -> list[Person]:
         domain = rng.choice(COMPANIES) if rng.random() < 0.85 else rng.choice(FREEMAIL)
         if rng.random() < 0.2 and domain in COMPANIES:
             domain = "mail." + domain if not domain.endswith(".co.uk") else "eu." + domain
-        local = f"{first}.{last}".lower().encode("ascii", "ignore").decode() or "x"
+        # People write their address without the accents of their name: Zoë Müller, zoe.muller.
+        local = unicodedata.normalize("NFKD", f"{first}.{last}".lower()).encode("ascii", "ignore").decode() or "x"
         local = "".join(c for c in local if c.isalnum() or c == ".")
         address = f"{local}{len(people)}@{domain}"
         if address not in seen:
