@@ -31,6 +31,7 @@ from relayproxy import config, metrics
 from relayproxy.capture import JournalCapture
 from relayproxy.config import ConfigError, Settings
 from relayproxy.graph import Graph, StoreError
+from relayproxy.tasks import cancel_and_wait
 from relayproxy.worker import IngestWorker, default_processes
 
 log = logging.getLogger("relayproxy.serve")
@@ -238,9 +239,7 @@ class Service:
         await self.history.stop()  # progress is recorded per batch: the next start resumes
         await self.continuous.stop()  # positions are recorded per batch: the next start resumes
         self.worker.stop()
-        for task in self._tasks:
-            if task.get_name() in ("upstream-probe", "websites"):
-                task.cancel()
+        await cancel_and_wait([t for t in self._tasks if t.get_name() in ("upstream-probe", "websites")])
         await asyncio.gather(*self._tasks, return_exceptions=True)
         drained = await self.worker.drain(timeout=max(timeout, 10))
         self.worker.close()
