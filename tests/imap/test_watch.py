@@ -64,10 +64,11 @@ async def test_mail_delivered_while_watching_reaches_the_graph_within_a_second(
         await watching(watch, login)
         assert {b.mailbox for b in watch.status(login)} == {"INBOX", "Sent"}
         loop = asyncio.get_running_loop()
-        started = loop.time()
         await asyncio.to_thread(dovecot.deliver, login, mail(1, "new@globex.com", login, "idle"))
+        delivered = loop.time()
         await captured(watch, login, 1)
-        assert loop.time() - started < 1.5
+        # The issue asks for "captured within a second"; Dovecot itself holds IDLE pushes ~0.5 s.
+        assert loop.time() - delivered < 1.0
         await asyncio.to_thread(dovecot.append, login, [mail(2, login, "pal@globex.com", "sent")], "Sent")
         await captured(watch, login, 2)
     finally:
