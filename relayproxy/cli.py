@@ -73,6 +73,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         bar.finish()
         graph.close()
     print(summary.line())
+    if summary.read == 0:
+        raise CommandError(
+            f"no mail found in {', '.join(map(str, paths))}: it reads mbox files, Maildir folders, "
+            "folders of message files and .eml files."
+        )
     return 0
 
 
@@ -123,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("serve", "run the SMTP and IMAP proxies, the ingest worker and the web site").set_defaults(run=cmd_serve)
-    p = command("import", "import mbox files, Maildir folders or .eml files as a member's mail")
+    p = command("import", "import mbox files, Maildir folders, message folders or .eml files as a member's mail")
     p.add_argument("--member", required=True, metavar="LOGIN", help="the member whose mail this is")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.set_defaults(run=cmd_import)

@@ -1,4 +1,4 @@
-"""Reading mail files: mbox, Maildir folders and single `.eml` files, streamed.
+"""Reading mail files: mbox, Maildir folders, folders of message files and `.eml` files, streamed.
 
 Each message is found as a `MessageRef` — a file, an offset and a length — and its bytes are
 read only by whoever parses it (`MessageRef.load`), so the import command's worker processes
@@ -137,9 +137,27 @@ def _file_ref(path: Path) -> MessageRef:
     return MessageRef(str(path), 0, stat.st_size, str(path), datetime.fromtimestamp(stat.st_mtime, UTC))
 
 
+# A message file opens with a header field (RFC 5322 §3.6.8: printable ASCII but ":" and space).
+_HEADER_FIELD = re.compile(rb"[!-9;-~]+:")
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as file:
+            return file.read(1000)
+    except OSError:
+        return b""
+
+
 def _looks_like_mbox(path: Path) -> bool:
-    with path.open("rb") as file:
-        return file.read(5) == b"From "
+    return _head(path).startswith(b"From ")
+
+
+def _looks_like_mail(path: Path) -> bool:
+    """An mbox, or a message file without an .eml name: MH folders (1, 2, ...), Enron-style
+    folders (1., 2., ...), saved messages. Index files beside them (Thunderbird's .msf) are not."""
+    head = _head(path)
+    return head.startswith(b"From ") or _HEADER_FIELD.match(head) is not None
 
 
 def scan_path(path: Path) -> Iterator[MessageRef]:
@@ -148,10 +166,10 @@ def scan_path(path: Path) -> Iterator[MessageRef]:
         if _is_maildir(path):
             yield from scan_maildir(path)
             return
-        for child in sorted(path.iterdir()):
+        for child in sorted(path.iterdir(), key=_natural):
             if child.name.startswith("."):
                 continue
-            if child.is_dir() or child.suffix.lower() in (".eml", ".mbox", ".mbx") or _looks_like_mbox(child):
+            if child.is_dir() or child.suffix.lower() in (".eml", ".mbox", ".mbx") or _looks_like_mail(child):
                 yield from scan_path(child)
         return
     if not path.exists():
@@ -160,6 +178,12 @@ def scan_path(path: Path) -> Iterator[MessageRef]:
         yield from scan_mbox(path)
     else:
         yield _file_ref(path)
+
+
+def _natural(path: Path) -> tuple[int, int, str]:
+    """MH and Enron-style folders number their files: 2 before 10."""
+    digits = path.name.rstrip(".")
+    return (0, int(digits), path.name) if digits.isdigit() else (1, 0, path.name)
 
 
 def total_size(paths: list[Path]) -> int:

@@ -43,3 +43,15 @@ def test_a_file_that_is_not_an_mbox_is_one_message(tmp_path: Path) -> None:
 def test_a_missing_path_is_an_error_that_names_it(tmp_path: Path) -> None:
     with pytest.raises(mailfiles.MailFileError, match="nowhere.mbox does not exist"):
         list(mailfiles.scan_path(tmp_path / "nowhere.mbox"))
+
+
+def test_a_folder_of_message_files_without_names_is_read_in_number_order(tmp_path: Path) -> None:
+    # MH folders number their files (1, 2, ... 10); the Enron corpus names them "1.", "2.", ...
+    folder = tmp_path / "allen-p" / "sent"
+    folder.mkdir(parents=True)
+    for n in (10, 2, 1):
+        (folder / f"{n}.").write_bytes(b"Message-ID: <%d@example.com>\nSubject: %d\n\nbody\n" % (n, n))
+    (folder / "Inbox.msf").write_bytes(b"// <!-- <mdb:mork:z v=\"1.4\"/> -->\n")  # Thunderbird's index
+    (folder / "notes.txt").write_bytes(b"not mail at all\n")
+    loaded = [ref.load() for ref in mailfiles.scan_path(tmp_path / "allen-p")]
+    assert [m.split(b"\n")[1] for m in loaded] == [b"Subject: 1", b"Subject: 2", b"Subject: 10"]

@@ -116,6 +116,16 @@ def test_import_reads_maildir_and_eml(team_config: Path, tmp_path: Path, capsys:
     assert "3 messages read, 3 new" in capsys.readouterr().out
 
 
+def test_import_of_a_folder_without_mail_says_what_it_reads(
+    team_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"\xff\xd8\xff\xe0 not mail")
+    command = ["import", "--config", str(team_config), "--member", "alice@example.com", str(tmp_path / "photos")]
+    assert cli.main(command) == 1
+    assert "no mail found in" in capsys.readouterr().err
+
+
 def test_the_console_script_runs(team_config: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "relayproxy.cli", "check-config", "--config", str(team_config)],
