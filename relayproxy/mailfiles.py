@@ -134,9 +134,16 @@ def scan_maildir(path: Path) -> Iterator[MessageRef]:
 
 def _file_ref(path: Path) -> MessageRef:
     stat = path.stat()
-    return MessageRef(str(path), 0, stat.st_size, str(path), datetime.fromtimestamp(stat.st_mtime, UTC))
+    received = datetime.fromtimestamp(stat.st_mtime, UTC)
+    if path.suffix.lower() == ".emlx":
+        # Apple Mail: a line with the message's length in bytes, the message, then an XML plist.
+        first = _head(path).split(b"\n", 1)[0]
+        if first.strip().isdigit():
+            return MessageRef(str(path), len(first) + 1, int(first), str(path), received)
+    return MessageRef(str(path), 0, stat.st_size, str(path), received)
 
 
+_MAIL_SUFFIXES = (".eml", ".emlx", ".mbox", ".mbx")
 # A message file opens with a header field (RFC 5322 §3.6.8: printable ASCII but ":" and space).
 _HEADER_FIELD = re.compile(rb"[!-9;-~]+:")
 
@@ -169,7 +176,7 @@ def scan_path(path: Path) -> Iterator[MessageRef]:
         for child in sorted(path.iterdir(), key=_natural):
             if child.name.startswith("."):
                 continue
-            if child.is_dir() or child.suffix.lower() in (".eml", ".mbox", ".mbx") or _looks_like_mail(child):
+            if child.is_dir() or child.suffix.lower() in _MAIL_SUFFIXES or _looks_like_mail(child):
                 yield from scan_path(child)
         return
     if not path.exists():

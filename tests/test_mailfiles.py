@@ -55,3 +55,10 @@ def test_a_folder_of_message_files_without_names_is_read_in_number_order(tmp_pat
     (folder / "notes.txt").write_bytes(b"not mail at all\n")
     loaded = [ref.load() for ref in mailfiles.scan_path(tmp_path / "allen-p")]
     assert [m.split(b"\n")[1] for m in loaded] == [b"Subject: 1", b"Subject: 2", b"Subject: 10"]
+
+
+def test_an_apple_mail_emlx_file_is_the_message_without_its_length_line_and_plist(tmp_path: Path) -> None:
+    folder = tmp_path / "Messages"
+    folder.mkdir()
+    (folder / "123.emlx").write_bytes(b"%d\n" % len(FIRST) + FIRST + b'<?xml version="1.0"?>\n<plist/>\n')
+    assert [ref.load() for ref in mailfiles.scan_path(tmp_path)] == [FIRST]
