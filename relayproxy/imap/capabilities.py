@@ -7,6 +7,9 @@ and the same code in a tagged ``OK`` after sign-in. In each the proxy
 * removes ``COMPRESS=...`` (RFC 4978): compressed streams would hide the mail from capture;
 * removes the upstream's ``STARTTLS``/``LOGINDISABLED`` and adds its own, because TLS to the
   client is the proxy's business (it terminates it) and TLS to the server is separate;
+* removes SASL mechanisms with channel binding (``AUTH=SCRAM-SHA-256-PLUS``, RFC 5802 §6): they
+  bind the sign-in to the client's TLS channel, which ends at the proxy, so the server would
+  refuse it; the client then picks a mechanism that passes a proxy;
 
 and leaves every other byte of the line as it was. A line that needs no change is returned as
 the very same object, so the relay's fast path stays a pass-through.
@@ -38,7 +41,7 @@ def filter_capabilities(tokens: list[bytes], policy: CapabilityPolicy) -> list[b
     """The capability tokens the client should see, in the server's order."""
     kept = [
         t for t in tokens
-        if t.upper() not in _DROP and not t.upper().startswith(_DROP_PREFIXES)
+        if t.upper() not in _DROP and not t.upper().startswith(_DROP_PREFIXES) and not _binds_channel(t)
     ]
     added = [b"STARTTLS"] if policy.starttls else []
     if policy.logindisabled:
@@ -51,6 +54,10 @@ def filter_capabilities(tokens: list[bytes], policy: CapabilityPolicy) -> list[b
                 at = i + 1
         kept[at:at] = added
     return kept
+
+
+def _binds_channel(token: bytes) -> bool:
+    return token.upper().startswith(b"AUTH=") and token.upper().endswith(b"-PLUS")
 
 
 def _rewrite_list(text: bytes, policy: CapabilityPolicy) -> bytes:

@@ -33,13 +33,12 @@ the client side which of the two happened (`_ClientFramer.continuation`, `.tagge
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from relayproxy import sasl
 from relayproxy.imap.capabilities import CapabilityPolicy, parse_capabilities, rewrite_line
 from relayproxy.imap.literal import DEFAULT_SPILL_THRESHOLD, Payload
 
@@ -674,35 +673,9 @@ class _Interpreter:
                 self._sasl_response(command, args[1])
 
     def _sasl_response(self, command: _Command, data: bytes) -> None:
-        """Read the identity from a SASL response (RFC 4616 PLAIN, LOGIN, XOAUTH2, OAUTHBEARER)."""
-        if command.login is not None:
-            return
-        text = data.strip()
-        if text == b"*":
-            return
-        try:
-            decoded = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            return
-        mechanism = command.mechanism
-        login: bytes | None = None
-        if mechanism == "PLAIN":
-            parts = decoded.split(b"\0")
-            if len(parts) == 3:
-                login = parts[0] or parts[1]
-        elif mechanism == "LOGIN":
-            login = decoded
-        elif mechanism == "XOAUTH2":
-            for part in decoded.split(b"\x01"):
-                if part.startswith(b"user="):
-                    login = part[5:]
-        elif mechanism == "OAUTHBEARER":
-            # gs2 header: n,a=user@example.com, (RFC 7628 §3.1; RFC 5801 §4 escapes)
-            for part in decoded.split(b"\x01")[0].split(b","):
-                if part.startswith(b"a="):
-                    login = part[2:].replace(b"=2C", b",").replace(b"=3D", b"=")
-        if login:
-            command.login = _text(login)
+        """Read the identity from the client's first SASL response (relayproxy/sasl.py)."""
+        if command.login is None:
+            command.login = sasl.identity(command.mechanism, data)
 
     # -- server → client --------------------------------------------------------------------
 

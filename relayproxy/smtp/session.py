@@ -23,7 +23,7 @@ A client that hangs up before it gets nothing captured and nothing delivered (up
 sees a final dot).
 
 Sign-in: the client's AUTH exchange is replayed to upstream line by line (RFC 4954) and the
-client hears upstream's success or failure; `sasl.identity` reads the login on the side, and
+client hears upstream's success or failure; `relayproxy.sasl.identity` reads the login on the side, and
 `settings.capture_login` decides whether this session's mail is captured and for whom.
 """
 
@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any, AnyStr, TypeVar
 
 from aiosmtpd.smtp import SMTP, login_always_fail
 
-from relayproxy import metrics
+from relayproxy import metrics, sasl
 from relayproxy.logs import SessionLog, new_session_id
-from relayproxy.smtp import replies, sasl
+from relayproxy.smtp import replies
 from relayproxy.smtp.body import BodyScanner, unstuff
 from relayproxy.smtp.replies import Reply
 from relayproxy.smtp.upstream import Upstream, UpstreamLost, UpstreamUnavailable

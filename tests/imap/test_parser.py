@@ -274,6 +274,13 @@ def _b64(data: bytes) -> bytes:
         ([("C", b"x AUTHENTICATE XOAUTH2 "
            + _b64(b"user=erin@x.org\x01auth=Bearer t\x01\x01") + b"\r\n"),
           ("S", b"x OK done\r\n")], "erin@x.org"),
+        ([("C", b"x AUTHENTICATE CRAM-MD5\r\n"), ("S", b"+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2U+\r\n"),
+          ("C", _b64(b"gina b913a602c7eda7a495b4e6e7334d3890") + b"\r\n"), ("S", b"x OK done\r\n")], "gina"),
+        ([("C", b"x AUTHENTICATE SCRAM-SHA-256 " + _b64(b"n,,n=hank,r=rOprNGfw") + b"\r\n"),
+          ("S", b"+ " + _b64(b"r=rOprNGfwEbeR,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096") + b"\r\n"),
+          ("C", _b64(b"c=biws,r=rOprNGfwEbeR,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=") + b"\r\n"),
+          ("S", b"+ " + _b64(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=") + b"\r\n"),
+          ("C", b"\r\n"), ("S", b"x OK done\r\n")], "hank"),
         ([("C", b"x AUTHENTICATE OAUTHBEARER " + _b64(b"n,a=f=2Cg@x.org,\x01auth=Bearer t\x01\x01")
            + b"\r\n"), ("S", b"x OK done\r\n")], "f,g@x.org"),
     ],
@@ -327,6 +334,14 @@ def test_capabilities_reflect_the_proxy_tls() -> None:
     )
     no_tls_loopback = run(steps, tls_available=False, loopback=True).to_client
     assert no_tls_loopback == on_tls
+
+
+def test_channel_binding_mechanisms_are_not_offered_through_the_proxy() -> None:
+    steps: list[Step] = [
+        ("S", b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN AUTH=SCRAM-SHA-256 AUTH=SCRAM-SHA-256-PLUS] ready\r\n"),
+    ]
+    shown = run(steps, client_tls=True).to_client
+    assert shown == b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN AUTH=SCRAM-SHA-256] ready\r\n"
 
 
 def test_starttls_is_answered_by_the_proxy_and_injection_discarded() -> None:

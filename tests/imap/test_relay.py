@@ -229,3 +229,22 @@ async def test_an_envelope_fetch_is_captured_as_headers_that_the_graph_reads(
         real = parse_headers(original)
         mail = seen[real.key]  # the same Message-ID: the full message will complete this record
         assert (mail.sender, mail.to, mail.date, mail.subject) == (real.sender, real.to, real.date, real.subject)
+
+
+async def test_cram_md5_sign_in_is_relayed_and_names_the_member(dovecot: Dovecot, make_proxy: ProxyFactory) -> None:
+    login, password, messages = seeded_user(dovecot, count=1)
+    capture = MemoryCapture()
+    proxy = await make_proxy("tls", members=(login,), capture=capture)
+
+    def session() -> list[bytes]:
+        c = imaplib.IMAP4("127.0.0.1", proxy.port)
+        c.starttls(ssl_context=client_context(dovecot))
+        assert "AUTH=CRAM-MD5" in c.capabilities  # Dovecot's, passed on
+        c.login_cram_md5(login, password)  # the proxy never sees the password, only the login
+        c.select("INBOX")
+        _, data = c.fetch("1", "(BODY.PEEK[])")
+        c.logout()
+        return [d[1] for d in data if isinstance(d, tuple)]
+
+    assert await asyncio.to_thread(session) == messages
+    assert [(m.source, m.member) for m in capture.messages] == [("imap-fetch", login)]

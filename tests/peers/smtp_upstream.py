@@ -5,7 +5,8 @@ refuse={"nobody@example.net"})`` starts an aiosmtpd server on a free loopback po
 test's event loop and returns an `UpstreamServer` that records everything it accepted:
 `server.messages` (envelope, the exact DATA bytes, who signed in), plus the raw MAIL/RCPT
 argument lines it saw. It signs in the users of its `users` dict with PLAIN and LOGIN and takes
-XOAUTH2/OAUTHBEARER tokens of the form ``token-for-<user>``, of any length. Like a real
+XOAUTH2/OAUTHBEARER tokens of the form ``token-for-<user>``, of any length (and CRAM-MD5 with
+`cram_md5=True`). Like a real
 submission server it requires AUTH before MAIL, and over "starttls" it requires STARTTLS first.
 
 Options: `security` "none" | "starttls" | "tls" (implicit), `refuse` recipients answered with
@@ -17,6 +18,8 @@ Options: `security` "none" | "starttls" | "tls" (implicit), `refuse` recipients 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import secrets
 import ssl
 from base64 import b64decode
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -119,6 +122,20 @@ class UpstreamHandler:
         )
         self.upstream.arrived.set()
         return f"250 2.0.0 Ok: queued as Q{len(self.upstream.messages)}"
+
+    async def auth_CRAM__MD5(self, server: SMTP, args: list[str]) -> AuthResult:
+        # RFC 2195: a challenge, then "<user> <hex HMAC-MD5 of it keyed with the password>".
+        challenge = f"<{secrets.token_hex(8)}@upstream.test>".encode()
+        got = await server.challenge_auth(challenge)  # sent base64-encoded, returned decoded
+        if isinstance(got, bytes):
+            user, _, digest = got.decode(errors="replace").rpartition(" ")
+            password = self.upstream.users.get(user)
+            if password is not None and hmac.compare_digest(
+                digest, hmac.new(password.encode(), challenge, "md5").hexdigest()
+            ):
+                self.upstream.logins.append(user)
+                return AuthResult(success=True, auth_data=user)
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Error: authentication failed")
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
         return await self._oauth(server, args, xoauth2=True)
@@ -264,6 +281,7 @@ async def smtp_upstream(certs: Certs) -> AsyncIterator[StartUpstream]:
         data_reply: str | None = None,
         line_limit: int = 1001,
         extra_ehlo: Sequence[str] = ("DSN", "ENHANCEDSTATUSCODES", "CHUNKING", "PIPELINING"),
+        cram_md5: bool = False,
     ) -> UpstreamServer:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(certs.cert, certs.key)
@@ -294,6 +312,7 @@ async def smtp_upstream(certs: Certs) -> AsyncIterator[StartUpstream]:
                 require_starttls=security == "starttls",
                 auth_require_tls=security == "starttls",
                 authenticator=authenticator,
+                auth_exclude_mechanism=() if cram_md5 else ("CRAM-MD5",),
             )
 
         loop = asyncio.get_running_loop()

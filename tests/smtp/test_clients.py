@@ -57,11 +57,13 @@ needs_swaks = pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks no
 needs_msmtp = pytest.mark.skipif(shutil.which("msmtp") is None, reason="msmtp not installed")
 
 
-def swaks(port: int, body: Path, *, tls: str, to: str, password: str = "alice-pw") -> list[str]:
+def swaks(
+    port: int, body: Path, *, tls: str, to: str, password: str = "alice-pw", mechanism: str = "PLAIN"
+) -> list[str]:
     return [
         "swaks", "--server", "127.0.0.1", "--port", str(port), "--helo", "client.test",
         "--from", "alice@example.com", "--to", to,
-        "--auth", "PLAIN", "--auth-user", "alice@example.com", "--auth-password", password,
+        "--auth", mechanism, "--auth-user", "alice@example.com", "--auth-password", password,
         "--tls-on-connect" if tls == "tls" else "--tls",
         "--data", f"@{body}", "--no-data-fixup", "--timeout", "10",
     ]
@@ -107,6 +109,24 @@ async def test_swaks_wrong_password_fails(
     assert code == 28, out  # swaks: authentication failed
     assert "<~* 535 5.7.8 Authentication credentials invalid\n" in out
     assert upstream.messages == []
+
+
+@needs_swaks
+async def test_swaks_cram_md5_is_relayed_and_names_the_member(
+    smtp_upstream: StartUpstream, smtp_proxy: StartProxy, tmp_path: Path
+) -> None:
+    upstream = await smtp_upstream(security="starttls", cram_md5=True)
+    capture = MemoryCapture()
+    proxy = await smtp_proxy(upstream, capture=capture)
+    body = tmp_path / "body.eml"
+    body.write_bytes(SWAKS_FILE)
+
+    code, out = await run(*swaks(proxy.port, body, tls="starttls", to="bob@example.net", mechanism="CRAM-MD5"))
+
+    assert code == 0, out
+    assert upstream.logins == ["alice@example.com"]  # upstream checked the digest of its own challenge
+    [captured] = capture.accepted_messages()
+    assert captured.member == "alice@example.com"
 
 
 @needs_msmtp
