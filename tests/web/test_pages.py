@@ -32,6 +32,9 @@ def test_home_lists_latest_interactions_newest_first(alice: TestClient) -> None:
     dates = [m["date"] for m in context(response)["messages"]]
     assert dates == sorted(dates, reverse=True) and dates
     assert all(m["subject"] != "Our newsletter" for m in context(response)["messages"])
+    jane = person_id(alice, "jane@globex.com")
+    from_jane = [m for m in context(response)["messages"] if m["from"]["address"] == "jane@globex.com"]
+    assert from_jane and all(m["from"]["person_id"] == jane for m in from_jane)  # linked, as recipients are
 
 
 def test_people_sorts(alice: TestClient) -> None:
