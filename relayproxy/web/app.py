@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from relayproxy.config import Settings
 from relayproxy.graph import Graph
 from relayproxy.graph.views import Views
-from relayproxy.web import api, csrf, live, pages
+from relayproxy.web import api, csrf, live, mailbox_names, pages
 from relayproxy.web.auth import Authenticator, LoginCheck, NotSignedIn, TooManyAttempts, session_secret
 
 HERE = Path(__file__).parent
@@ -101,6 +101,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def templates() -> Jinja2Templates:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.globals["csrf_token"] = csrf.token
+    env.filters["mailbox"] = mailbox_names.readable
     return Jinja2Templates(env=env)
 
 

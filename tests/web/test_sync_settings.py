@@ -29,12 +29,15 @@ def test_progress_is_shown_and_a_sync_starts_with_a_checked_password(
 ) -> None:
     began = "2026-02-01T00:00:00Z"
     graph.store.write_sync(lambda conn: sync_state.begin(conn, "alice@example.com", "INBOX", 7, 120, began))
+    sent = "&AMk-l&AOk-ments envoy&AOk-s"  # modified UTF-7, as the server names it
+    graph.store.write_sync(lambda conn: sync_state.begin(conn, "alice@example.com", sent, 8, 30, began))
     history = RecordingHistory()
     app = create_app(settings, graph, dict_login_check, views=Views(now=lambda: NOW), history=history)
     alice = sign_in(TestClient(app), "alice@example.com")
     page = alice.get("/settings")
     assert page.status_code == 200
     assert "INBOX" in page.text and "/ 120" in page.text
+    assert "Éléments envoyés" in page.text  # as people read it
     token = csrf_of(page.text)
 
     wrong = alice.post("/settings/sync", data={"password": "nope", "csrf_token": token}, follow_redirects=False)
