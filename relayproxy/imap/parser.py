@@ -436,7 +436,7 @@ def _fetch_kind(name: bytes) -> str | None:
 class _Command:
     """A client command awaiting its tagged answer (a plain class: one is made per command)."""
 
-    __slots__ = ("tag", "name", "args", "depth", "login", "mailbox", "mechanism", "payloads")
+    __slots__ = ("tag", "name", "args", "depth", "login", "mailbox", "mechanism", "answered", "payloads")
 
     def __init__(self, tag: bytes, name: bytes) -> None:
         self.tag = tag
@@ -446,6 +446,7 @@ class _Command:
         self.login: str | None = None
         self.mailbox: str | None = None
         self.mechanism = ""
+        self.answered = False  # AUTHENTICATE: the client's first response has been read
         self.payloads: list[Payload] = []
 
 
@@ -673,8 +674,12 @@ class _Interpreter:
                 self._sasl_response(command, args[1])
 
     def _sasl_response(self, command: _Command, data: bytes) -> None:
-        """Read the identity from the client's first SASL response (relayproxy/sasl.py)."""
-        if command.login is None:
+        """Read the identity from the client's first SASL response (relayproxy/sasl.py).
+
+        Only the first: the ones after it carry the password (LOGIN) or proofs, never a login.
+        """
+        if not command.answered:
+            command.answered = True
             command.login = sasl.identity(command.mechanism, data)
 
     # -- server → client --------------------------------------------------------------------

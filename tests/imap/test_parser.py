@@ -291,6 +291,16 @@ def test_authenticate_names_the_member(steps: list[Step], login: str) -> None:
     assert [e.login for e in result.events if isinstance(e, LoggedIn)] == [login]
 
 
+def test_only_the_first_sasl_response_can_name_the_member() -> None:
+    steps: list[Step] = [
+        ("C", b"x AUTHENTICATE LOGIN\r\n"), ("S", b"+ VXNlcm5hbWU6\r\n"),
+        ("C", b"\r\n"), ("S", b"+ UGFzc3dvcmQ6\r\n"),  # an empty user name, then the password
+        ("C", _b64(b"hunter2") + b"\r\n"), ("S", b"x OK Logged in\r\n"),  # a lenient server
+    ]
+    result = check_all_splits(steps)
+    assert [e.login for e in result.events if isinstance(e, LoggedIn)] == [""]  # unknown; never "hunter2"
+
+
 def test_idle_and_done() -> None:
     steps: list[Step] = [
         ("C", b"i1 IDLE\r\n"),
