@@ -73,10 +73,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         bar.finish()
         graph.close()
     print(summary.line())
-    if summary.read == 0:
-        raise CommandError(
-            f"no mail found in {', '.join(map(str, paths))}: it reads mbox files, Maildir folders, "
-            "folders of message files and .eml files."
+    if summary.read == 0:  # not an error (an empty Maildir is fine), but maybe the wrong path
+        print(
+            f"relayproxy: no mail found in {', '.join(map(str, paths))}; import reads mbox files, "
+            "Maildir folders, folders of message files, .eml and .emlx files.",
+            file=sys.stderr,
         )
     return 0
 
