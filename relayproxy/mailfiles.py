@@ -144,8 +144,9 @@ def _file_ref(path: Path) -> MessageRef:
 
 
 _MAIL_SUFFIXES = (".eml", ".emlx", ".mbox", ".mbx")
-# A message file opens with a header field (RFC 5322 §3.6.8: printable ASCII but ":" and space).
-_HEADER_FIELD = re.compile(rb"[!-9;-~]+:")
+# A message file opens with a header field: a name such as "Received" or "Message-ID", then ":"
+# (RFC 5322 §3.6.8 allows more characters, which real names do not use and JSON files do).
+_HEADER_FIELD = re.compile(rb"[A-Za-z][A-Za-z0-9-]*:")
 
 
 def _head(path: Path) -> bytes:

@@ -53,6 +53,7 @@ def test_a_folder_of_message_files_without_names_is_read_in_number_order(tmp_pat
         (folder / f"{n}.").write_bytes(b"Message-ID: <%d@example.com>\nSubject: %d\n\nbody\n" % (n, n))
     (folder / "Inbox.msf").write_bytes(b"// <!-- <mdb:mork:z v=\"1.4\"/> -->\n")  # Thunderbird's index
     (folder / "notes.txt").write_bytes(b"not mail at all\n")
+    (folder / "folderTree.json").write_bytes(b'{"version": 1}\n')
     loaded = [ref.load() for ref in mailfiles.scan_path(tmp_path / "allen-p")]
     assert [m.split(b"\n")[1] for m in loaded] == [b"Subject: 1", b"Subject: 2", b"Subject: 10"]
 
