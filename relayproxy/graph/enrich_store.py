@@ -210,12 +210,7 @@ def _record_card(
 
 
 def _overrides(conn: sqlite3.Connection, kind: str, entity_id: int) -> dict[str, Any]:
-    return {
-        field: json.loads(value)
-        for field, value in conn.execute(
-            "SELECT field, value FROM overrides WHERE kind = ? AND entity_id = ?", (kind, entity_id)
-        )
-    }
+    return overrides_of(conn, kind, [entity_id]).get(entity_id, {})
 
 
 def person_facts(conn: sqlite3.Connection, person_ids: Iterable[int] | None = None) -> dict[int, list[Fact]]:
@@ -237,15 +232,17 @@ def person_facts(conn: sqlite3.Connection, person_ids: Iterable[int] | None = No
     return facts
 
 
-def person_overrides(conn: sqlite3.Connection, person_ids: Iterable[int] | None = None) -> dict[int, dict[str, Any]]:
-    """The corrected fields of each person (all, or `person_ids`) that has any."""
-    where, params = "", []
-    if person_ids is not None:
+def overrides_of(
+    conn: sqlite3.Connection, kind: str, entity_ids: Iterable[int] | None = None
+) -> dict[int, dict[str, Any]]:
+    """The corrected fields of each person or company (`kind`; all, or `entity_ids`) that has any."""
+    where, params = "", [kind]
+    if entity_ids is not None:
         where = " AND entity_id IN (SELECT value FROM json_each(?))"
-        params.append(json.dumps(sorted(person_ids)))
+        params.append(json.dumps(sorted(entity_ids)))
     found: dict[int, dict[str, Any]] = {}
     for entity_id, field, value in conn.execute(
-        f"SELECT entity_id, field, value FROM overrides WHERE kind = 'person'{where}", params
+        f"SELECT entity_id, field, value FROM overrides WHERE kind = ?{where}", params
     ):
         found.setdefault(int(entity_id), {})[field] = json.loads(value)
     return found

@@ -168,7 +168,7 @@ def _load_people(conn: sqlite3.Connection, index: _Index, ids: set[int] | None) 
     for pid, facts in enrich_store.person_facts(conn, ids).items():
         if pid in index.people:
             index.people[pid].facts = facts
-    for pid, overrides in enrich_store.person_overrides(conn, ids).items():
+    for pid, overrides in enrich_store.overrides_of(conn, "person", ids).items():
         if pid in index.people:
             index.people[pid].overrides = overrides
     where, params = _where("person_id", ids)
