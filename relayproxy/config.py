@@ -284,6 +284,12 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Settings:
     for section, proxy in (("imap", imap), ("smtp", smtp)):
         if proxy.listen_tls is not None and not tls.enabled:
             raise ConfigError(f"{section}.listen_tls", "needs a certificate: set tls.cert and tls.key, or remove it.")
+        if proxy.upstream is not None and proxy.upstream in (proxy.listen, proxy.listen_tls):
+            raise ConfigError(
+                f"{section}.upstream",
+                f"is relayproxy's own listening address {proxy.upstream}: it would relay to itself; "
+                "set your mail provider's server.",
+            )
     if raw["sync"]["history_days"] < 0:
         raise ConfigError("sync.history_days", "must be 0 or more.")
     if raw["serve"]["shutdown_timeout"] < 0:

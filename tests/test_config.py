@@ -56,6 +56,7 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
         ("[[team.members]]\nlogin = 'a'\naddresses = ['not an address']\n", "team.members[0].addresses"),
         ("[team]\ndomains = ['nodot']\n", "team.domains"),
         ("[web]\nlisten = '127.0.0.1:99999'\n", "web.listen"),
+        ("[imap]\nlisten = '127.0.0.1:1143'\nupstream = '127.0.0.1:1143'\n", "imap.upstream"),  # to itself
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, key: str) -> None:

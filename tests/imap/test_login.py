@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from relayproxy.imap.login import UpstreamUnavailable, check_login
 from tests.imap.peers import proxy_settings
 from tests.peers.dovecot import Dovecot
+from tests.peers.ports import refused_port
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls", "none"])
@@ -24,10 +23,7 @@ async def test_check_login_accepts_the_right_password_only(dovecot: Dovecot, sec
 
 
 async def test_check_login_says_why_the_server_is_unreachable(dovecot: Dovecot) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with pytest.raises(UpstreamUnavailable, match="refused the connection"):
+    with refused_port() as port, pytest.raises(UpstreamUnavailable, match="refused the connection"):
         await check_login(proxy_settings(f"127.0.0.1:{port}", "none"), "a", "b")
     # A server whose certificate is not trusted (no upstream_ca) is not talked to.
     untrusted = proxy_settings(f"localhost:{dovecot.tls_port}", "tls")

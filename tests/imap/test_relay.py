@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
-import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from relayproxy.imap.relay import ImapProxy
 from tests.imap.messages import message, sized_message
 from tests.imap.peers import maildir_messages, mbsync_config, proxy_settings, run_mbsync_async
 from tests.peers.dovecot import Dovecot
+from tests.peers.ports import refused_port
 
 ProxyFactory = Callable[..., Awaitable[ImapProxy]]
 
@@ -179,13 +179,11 @@ async def test_a_parser_failure_leaves_the_session_working(
 
 
 async def test_unreachable_upstream_says_bye_and_closes(make_proxy: ProxyFactory) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed_port = s.getsockname()[1]
-    proxy = await make_proxy("none", tls=False, upstream=f"127.0.0.1:{closed_port}")
-    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
-    greeting = await asyncio.wait_for(reader.read(), 10)
-    writer.close()
+    with refused_port() as closed_port:
+        proxy = await make_proxy("none", tls=False, upstream=f"127.0.0.1:{closed_port}")
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        greeting = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
     assert greeting.startswith(b"* BYE [UNAVAILABLE] ")
     assert b"refused" in greeting and greeting.endswith(b"\r\n")
 

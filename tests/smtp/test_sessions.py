@@ -8,6 +8,7 @@ from base64 import b64encode
 
 from relayproxy.capture import MemoryCapture
 from tests.peers.certs import Certs
+from tests.peers.ports import refused_port
 from tests.peers.smtp_upstream import DEFERRAL, StartUpstream
 from tests.smtp.conftest import StartProxy, client_tls, until
 from tests.smtp.wire import Wire, session
@@ -269,18 +270,16 @@ async def test_over_size_without_a_size_parameter_gets_upstreams_552(
 
 
 async def test_unreachable_upstream_gets_a_421_greeting(smtp_proxy: StartProxy) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    proxy = await smtp_proxy(f"127.0.0.1:{closed_port}", tls=False)
-    wire = await Wire.open(proxy.port)
+    with refused_port() as closed_port:
+        proxy = await smtp_proxy(f"127.0.0.1:{closed_port}", tls=False)
+        wire = await Wire.open(proxy.port)
 
-    code, lines = await wire.reply()
+        code, lines = await wire.reply()
 
-    assert code == 421
-    assert lines[0].startswith(f"4.4.1 Cannot reach the mail server 127.0.0.1:{closed_port}")
-    assert await wire.closed()
-    assert await proxy.probe_upstream() is not None
+        assert code == 421
+        assert lines[0].startswith(f"4.4.1 Cannot reach the mail server 127.0.0.1:{closed_port}")
+        assert await wire.closed()
+        assert await proxy.probe_upstream() is not None
 
 
 async def test_upstream_lost_between_commands_gives_421(
