@@ -13,10 +13,10 @@ viewer (`sharing_exceptions`), else the level set on the settings page
 A copy marked private (`copies.private`), or a copy whose owner marked one of the message's
 people private (`private_people`), shows nothing to others. A message several members hold is
 visible at the most open level among the copies that are not private; a message nobody holds
-(imported with no member) is team metadata. What enrichment read in a message's text (a signature's job
-title and phone, a vCard) follows that message: it is shown only to viewers for whom the
-message is `readable`. Every page, JSON answer, CSV row and attachment
-download asks `levels` (or `hidden_messages` for whole-graph lists), never its own SQL.
+(imported with no member) is team metadata. What enrichment read in a message's text (a
+signature's job title and phone, a vCard) follows that message: it is shown only to viewers for
+whom the message is `readable`. Every page, JSON answer, CSV row and attachment download asks
+`levels` (or `hidden_messages` for whole-graph lists), never its own SQL.
 """
 
 from __future__ import annotations
@@ -142,8 +142,8 @@ def level(conn: sqlite3.Connection, viewer_id: int, message_id: int) -> str | No
 
 def readable(conn: sqlite3.Connection, viewer_id: int, message_ids: Iterable[int | None]) -> set[int]:
     """Of `message_ids`, those whose text and attachments `viewer_id` may see (own, or "full")."""
-    return {m for m, lv in levels(conn, viewer_id, [m for m in message_ids if m is not None]).items()
-            if at_least(lv, "full")}
+    seen = levels(conn, viewer_id, [m for m in message_ids if m is not None])
+    return {m for m, lv in seen.items() if at_least(lv, "full")}
 
 
 def restricted_messages(conn: sqlite3.Connection) -> set[int]:
